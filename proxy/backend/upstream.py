@@ -1,0 +1,150 @@
+"""The proxy's connection to the upstream PostgreSQL for one client session.
+
+During startup every server message is decoded (authentication requests are relayed,
+BackendKeyData is swapped for the proxy's key). Afterwards the bytes are forwarded to
+the client as they arrive, unmodified, while a running scan keeps track of message
+boundaries so that the transaction status in ReadyForQuery is always known without
+buffering whole messages: a multi-hundred-MB result streams through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Protocol
+
+from proxy.wire.framing import HEADER, INT32
+
+if TYPE_CHECKING:
+    from proxy.backend.address import UpstreamAddress
+
+READY_FOR_QUERY = ord("Z")
+ERROR_RESPONSE = ord("E")
+
+
+class UpstreamListener(Protocol):
+    """What the client session must offer to the upstream connection."""
+
+    def upstream_startup_message(self, kind: int, body: bytes) -> None: ...
+    def upstream_data(self, data: bytes) -> None: ...
+    def upstream_ready(self, status: int) -> None: ...
+    def upstream_lost(self, at_boundary: bool, last_kind: int) -> None: ...
+    def upstream_pause_writing(self) -> None: ...
+    def upstream_resume_writing(self) -> None: ...
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    """Reads the server side of one session."""
+
+    __slots__ = ("_buf", "_header", "_last_kind", "_listener", "_relaying", "_skip", "transport")
+
+    def __init__(self, listener: UpstreamListener) -> None:
+        self._listener = listener
+        self._relaying = False
+        self._buf = bytearray()
+        # Relay-mode scan state: bytes of the current message body still to come,
+        # and an incomplete header carried over from the previous chunk.
+        self._skip = 0
+        self._header = b""
+        self._last_kind = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def start_relaying(self) -> None:
+        """Switch from decoding startup messages to forwarding raw bytes."""
+        self._relaying = True
+        if self._buf:
+            rest, self._buf = bytes(self._buf), bytearray()
+            self.data_received(rest)
+
+    def data_received(self, data: bytes) -> None:
+        if self._relaying:
+            self._listener.upstream_data(data)
+            self._scan(data)
+            return
+        buf = self._buf
+        buf += data
+        while len(buf) >= 5 and not self._relaying:
+            kind, length = HEADER.unpack_from(buf, 0)
+            if len(buf) < 1 + length:
+                return
+            body = bytes(buf[5 : 1 + length])
+            del buf[: 1 + length]
+            self._last_kind = kind[0]
+            self._listener.upstream_startup_message(kind[0], body)
+
+    def _scan(self, data: bytes) -> None:
+        """Follow message boundaries in relayed bytes, noting ReadyForQuery."""
+        if self._header:
+            # A header (or ReadyForQuery's status byte) was split across chunks.
+            data = self._header + data
+            self._header = b""
+        n = len(data)
+        pos = self._skip
+        if pos >= n:
+            self._skip = pos - n
+            return
+        self._skip = 0
+        while pos < n:
+            if n - pos < 5:
+                self._header = data[pos:]
+                return
+            kind = data[pos]
+            end = pos + 1 + INT32.unpack_from(data, pos + 1)[0]
+            self._last_kind = kind
+            if kind == READY_FOR_QUERY:
+                if end > n:
+                    self._header = data[pos:]
+                    return
+                self._listener.upstream_ready(data[pos + 5])
+            elif end > n:
+                self._skip = end - n
+                return
+            pos = end
+
+    @property
+    def at_boundary(self) -> bool:
+        return self._skip == 0 and not self._header
+
+    def pause_writing(self) -> None:
+        self._listener.upstream_pause_writing()
+
+    def resume_writing(self) -> None:
+        self._listener.upstream_resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._listener.upstream_lost(self.at_boundary and not self._buf, self._last_kind)
+
+
+async def connect_upstream(
+    address: UpstreamAddress, listener: UpstreamListener, timeout: float
+) -> UpstreamProtocol:
+    """Open the TCP or Unix-socket connection for one session."""
+    loop = asyncio.get_running_loop()
+    if address.is_unix_socket:
+        coro = loop.create_unix_connection(
+            lambda: UpstreamProtocol(listener), address.unix_socket_path
+        )
+    else:
+        coro = loop.create_connection(
+            lambda: UpstreamProtocol(listener), address.host, address.port
+        )
+    _, protocol = await asyncio.wait_for(coro, timeout)
+    return protocol
+
+
+async def send_cancel(address: UpstreamAddress, packet: bytes, timeout: float) -> None:
+    """Deliver a CancelRequest to the upstream on a fresh connection, as libpq does."""
+    if address.is_unix_socket:
+        coro = asyncio.open_unix_connection(address.unix_socket_path)
+    else:
+        coro = asyncio.open_connection(address.host, address.port)
+    reader, writer = await asyncio.wait_for(coro, timeout)
+    try:
+        writer.write(packet)
+        await writer.drain()
+        # The server closes the connection once it has read the request.
+        await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()

@@ -1,0 +1,103 @@
+"""Settings, from (highest precedence first) command-line flags, ``WRITEPROXY_*``
+environment variables, the TOML file named by ``WRITEPROXY_CONFIG``, and defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from proxy.backend.address import UpstreamAddress, parse_upstream_url
+from proxy.cancel import MAX_WORKERS
+
+DEFAULT_PORT = 6543
+CONFIG_ENV = "WRITEPROXY_CONFIG"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "writeproxy"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (all interfaces)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address must be HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+class Settings(BaseSettings):
+    """Everything the proxy can be configured with; see the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix="WRITEPROXY_", extra="forbid")
+
+    listen: str = Field(f"127.0.0.1:{DEFAULT_PORT}", description="HOST:PORT to accept clients on")
+    upstream_url: str | None = Field(
+        None, description="postgresql:// URL of the upstream; unset = embedded PostgreSQL"
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir, description="embedded data")
+    embedded_port: int = Field(0, ge=0, le=65535, description="embedded PostgreSQL port; 0 = any")
+    workers: int = Field(1, ge=1, le=MAX_WORKERS, description="processes sharing the port")
+    shutdown_timeout: float = Field(30.0, ge=0, description="seconds sessions get to finish")
+    connect_timeout: float = Field(10.0, gt=0, description="seconds to reach the upstream")
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="largest client message accepted"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _check_upstream(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_upstream_url(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    @property
+    def upstream(self) -> UpstreamAddress:
+        if self.upstream_url is None:
+            raise RuntimeError("no upstream configured")
+        return parse_upstream_url(self.upstream_url)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = os.environ.get(CONFIG_ENV)
+        if toml_file:
+            if not Path(toml_file).is_file():
+                raise ValueError(f"{CONFIG_ENV}={toml_file}: no such file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)

@@ -1,0 +1,360 @@
+"""One client session: the startup handshake, then the relay.
+
+Session mode: each client gets its own upstream connection for its whole life. The
+client's StartupMessage is forwarded as it was sent and the upstream's
+authentication exchange (trust, cleartext, md5, SCRAM-SHA-256) is relayed message by
+message, so the proxy never needs a copy of any password.
+
+After ReadyForQuery the relay forwards the client's complete messages byte-for-byte,
+checking only each message's type and length (a frame PostgreSQL would reject never
+reaches it) and counting the messages that will each be answered by one
+ReadyForQuery, so the session always knows whether the upstream is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+from proxy.backend.upstream import UpstreamProtocol, connect_upstream, send_cancel
+from proxy.wire.framing import (
+    FRONTEND_AUTH_TYPES,
+    FRONTEND_READY_TYPES,
+    HEADER,
+    INT32,
+    MAX_AUTH_MESSAGE,
+    MAX_STARTUP_PACKET,
+    message,
+)
+from proxy.wire.messages.backend_key_data import BackendKey
+from proxy.wire.messages.error_response import PgError, protocol_violation
+from proxy.wire.messages.ready_for_query import IDLE
+from proxy.wire.messages.startup import (
+    CANCEL_REQUEST_CODE,
+    GSSENC_REQUEST_CODE,
+    SSL_REQUEST_CODE,
+    StartupError,
+    parse_startup,
+)
+
+if TYPE_CHECKING:
+    from proxy.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+TERMINATE = b"X"
+#: Messages each answered by exactly one ReadyForQuery.
+SYNC_POINTS = frozenset(b"QSF")
+AUTH_OK = 0
+PROTOCOL_3_2 = (3 << 16) | 2
+LONG_SECRET = 32
+SHORT_SECRET = 4
+
+
+class State(enum.Enum):
+    STARTUP = "startup"
+    CONNECTING = "connecting"
+    AUTHENTICATING = "authenticating"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class ClientSession(asyncio.Protocol):
+    """The client side of one session, and the owner of its upstream connection."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self._ctx = ctx
+        self._state = State.STARTUP
+        self._buf = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._upstream: UpstreamProtocol | None = None
+        self._upstream_key: BackendKey | None = None
+        self._key: BackendKey | None = None
+        self._protocol_version = 0
+        self._auth_ok = False
+        self._pending_syncs = 0
+        self._tx_status = IDLE
+        self._max_message = ctx.settings.max_message_bytes
+        self._connect_task: asyncio.Task[None] | None = None
+
+    # -- client transport ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._ctx.sessions.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._state is State.READY:
+            self._relay_client(data)
+            return
+        if self._state is State.CLOSED:
+            return
+        self._buf += data
+        if self._state is State.STARTUP:
+            self._read_startup()
+        elif self._state is State.AUTHENTICATING and not self._auth_ok:
+            self._relay_auth_responses()
+        elif len(self._buf) > MAX_AUTH_MESSAGE + MAX_STARTUP_PACKET:
+            self._fail(protocol_violation("unexpected data before the session was ready"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._state = State.CLOSED
+        self._ctx.sessions.discard(self)
+        if self._key is not None:
+            self._ctx.cancels.release(self._key)
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        upstream = self._upstream
+        if upstream is None or upstream.transport is None or upstream.transport.is_closing():
+            return
+        if self._pending_syncs and self._upstream_key is not None:
+            # Free the upstream backend now instead of when its query finishes.
+            self._ctx.spawn(self.cancel_upstream())
+        elif upstream.at_boundary:
+            upstream.transport.write(message(TERMINATE))
+        upstream.transport.close()
+
+    def pause_writing(self) -> None:
+        if self._upstream is not None and self._upstream.transport is not None:
+            self._upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._upstream is not None and self._upstream.transport is not None:
+            self._upstream.transport.resume_reading()
+
+    # -- startup ------------------------------------------------------------
+
+    def _read_startup(self) -> None:
+        buf = self._buf
+        while self._state is State.STARTUP and len(buf) >= 4:
+            length = INT32.unpack_from(buf, 0)[0]
+            if not 8 <= length <= MAX_STARTUP_PACKET:
+                self._fail(protocol_violation("invalid length of startup packet"))
+                return
+            if len(buf) < length:
+                return
+            packet = bytes(buf[:length])
+            del buf[:length]
+            code = INT32.unpack_from(packet, 4)[0]
+            if code in (SSL_REQUEST_CODE, GSSENC_REQUEST_CODE) and length == 8:
+                if buf:
+                    # As PostgreSQL: plaintext pipelined behind an encryption request
+                    # could be injected by a man in the middle.
+                    self._fail(protocol_violation("received unencrypted data after SSL request"))
+                    return
+                self._write(b"N")
+            elif code == CANCEL_REQUEST_CODE and length >= 16:
+                self._state = State.CLOSED
+                self._ctx.spawn(self._ctx.cancels.cancel(packet))
+                self._close()
+            else:
+                self._begin_session(packet)
+
+    def _begin_session(self, packet: bytes) -> None:
+        try:
+            startup = parse_startup(packet)
+        except StartupError as exc:
+            self._fail(PgError("08P01", str(exc), severity="FATAL").encode())
+            return
+        self._protocol_version = startup.version
+        self._state = State.CONNECTING
+        self._connect_task = self._ctx.spawn(self._connect(startup.raw))
+
+    async def _connect(self, startup_packet: bytes) -> None:
+        try:
+            upstream = await connect_upstream(
+                self._ctx.upstream, self, self._ctx.settings.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("cannot reach upstream %s: %s", self._ctx.upstream.host, exc)
+            self._fail(
+                PgError(
+                    "08006",
+                    "could not connect to the upstream server",
+                    severity="FATAL",
+                    detail=str(exc) or type(exc).__name__,
+                ).encode()
+            )
+            return
+        if self._state is State.CLOSED:
+            if upstream.transport is not None:
+                upstream.transport.close()
+            return
+        self._upstream = upstream
+        self._state = State.AUTHENTICATING
+        assert upstream.transport is not None
+        upstream.transport.write(startup_packet)
+        if self._buf:
+            self._relay_auth_responses()
+
+    def _relay_auth_responses(self) -> None:
+        """Forward the client's password/SASL messages; nothing else is valid yet."""
+        buf = self._buf
+        assert self._upstream is not None and self._upstream.transport is not None
+        while len(buf) >= 5 and not self._auth_ok:
+            kind, length = HEADER.unpack_from(buf, 0)
+            if kind[0] not in FRONTEND_AUTH_TYPES or not 4 <= length <= MAX_AUTH_MESSAGE:
+                self._fail(
+                    protocol_violation(f"expected password response, got message type {kind[0]}")
+                )
+                return
+            if len(buf) < 1 + length:
+                return
+            self._upstream.transport.write(bytes(buf[: 1 + length]))
+            del buf[: 1 + length]
+
+    # -- upstream events (UpstreamListener) -----------------------------------
+
+    def upstream_startup_message(self, kind: int, body: bytes) -> None:
+        if kind == ord("K"):
+            self._upstream_key = BackendKey.decode(body)
+            long_keys = self._protocol_version >= PROTOCOL_3_2 and len(body) > 8
+            self._key = self._ctx.cancels.issue(self, LONG_SECRET if long_keys else SHORT_SECRET)
+            self._write(self._key.encode())
+            return
+        self._write(message(bytes((kind,)), body))
+        if kind == ord("R") and INT32.unpack_from(body, 0)[0] == AUTH_OK:
+            self._auth_ok = True
+        elif kind == ord("Z"):
+            self._become_ready(body[0])
+
+    def _become_ready(self, status: int) -> None:
+        assert self._upstream is not None
+        self._state = State.READY
+        self._tx_status = status
+        self._upstream.start_relaying()
+        if self._buf:
+            pending, self._buf = bytes(self._buf), bytearray()
+            self._relay_client(pending)
+
+    def upstream_data(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(data)
+
+    def upstream_ready(self, status: int) -> None:
+        self._tx_status = status
+        if self._pending_syncs:
+            self._pending_syncs -= 1
+        if self._ctx.draining and status == IDLE and not self._pending_syncs:
+            self.terminate()
+
+    def upstream_lost(self, at_boundary: bool, last_kind: int) -> None:
+        if self._state is State.CLOSED or self._transport is None:
+            return
+        self._state = State.CLOSED
+        if at_boundary and last_kind != ord("E"):
+            self._write(
+                PgError(
+                    "08006",
+                    "server closed the connection unexpectedly",
+                    severity="FATAL",
+                    detail="The upstream PostgreSQL connection was lost.",
+                ).encode()
+            )
+        self._close()
+
+    def upstream_pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def upstream_resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    # -- steady state -------------------------------------------------------
+
+    def _relay_client(self, data: bytes) -> None:
+        """Forward every complete client message; keep a partial one for later."""
+        buf = self._buf
+        if buf:
+            buf += data
+            data = buf
+        n = len(data)
+        pos = 0
+        syncs = 0
+        limit = self._max_message
+        while n - pos >= 5:
+            kind = data[pos]
+            length = INT32.unpack_from(data, pos + 1)[0]
+            if kind not in FRONTEND_READY_TYPES or not 4 <= length <= limit:
+                self._forward(data, pos, syncs)
+                self._fail(self._invalid_message(kind, length))
+                return
+            end = pos + 1 + length
+            if end > n:
+                break
+            if kind in SYNC_POINTS:
+                syncs += 1
+            pos = end
+        self._forward(data, pos, syncs)
+        if pos == n:
+            if buf:
+                buf.clear()
+        elif not buf:
+            self._buf = bytearray(data[pos:])
+        else:
+            del buf[:pos]
+
+    def _forward(self, data: bytes | bytearray, end: int, syncs: int) -> None:
+        if not end:
+            return
+        upstream = self._upstream
+        assert upstream is not None and upstream.transport is not None
+        upstream.transport.write(data if end == len(data) else data[:end])
+        self._pending_syncs += syncs
+
+    def _invalid_message(self, kind: int, length: int) -> bytes:
+        if kind not in FRONTEND_READY_TYPES:
+            return protocol_violation(f"invalid frontend message type {kind}")
+        return protocol_violation(f"invalid message length {length}")
+
+    # -- control ------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """Not inside a transaction nor waiting for a reply: safe to close."""
+        if self._state is not State.READY:
+            return True
+        return not self._pending_syncs and self._tx_status == IDLE
+
+    async def cancel_upstream(self) -> None:
+        """Send the upstream a CancelRequest for this session's running query."""
+        if self._upstream_key is None:
+            return
+        try:
+            await send_cancel(
+                self._ctx.upstream,
+                self._upstream_key.cancel_request(),
+                self._ctx.settings.connect_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("cancel request to upstream failed: %s", exc)
+
+    def terminate(self) -> None:
+        """Close the session the way PostgreSQL does on shutdown."""
+        if self._state is State.CLOSED:
+            return
+        if self._state is State.READY and self._upstream is not None and self._upstream.at_boundary:
+            self._write(
+                PgError(
+                    "57P01", "terminating connection due to administrator command", severity="FATAL"
+                ).encode()
+            )
+        self._close()
+
+    def _fail(self, error: bytes) -> None:
+        self._write(error)
+        self._close()
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _close(self) -> None:
+        self._state = State.CLOSED
+        if self._transport is not None:
+            self._transport.close()
+        if self._upstream is not None and self._upstream.transport is not None:
+            self._upstream.transport.close()

@@ -1,0 +1,126 @@
+"""``writeproxy serve``: the supervisor. Starts the embedded PostgreSQL when no
+upstream is configured, runs one worker in-process or N worker processes sharing
+the port with SO_REUSEPORT (restarting any that dies), and stops everything on
+SIGTERM/SIGINT after the workers have drained."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvloop
+
+from proxy.config import Settings
+from proxy.embedded import LocalPostgres
+from proxy.worker import bind_listener, run_worker
+
+log = logging.getLogger(__name__)
+SUPERVISE_INTERVAL = 0.5
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def embedded_postgres(settings: Settings) -> Iterator[str]:
+    """Start the bundled PostgreSQL in the data directory; yield its URL."""
+    server = LocalPostgres(settings.data_dir / "pgdata", port=settings.embedded_port or free_port())
+    log.info("starting embedded PostgreSQL in %s", server.data_dir)
+    if server.running():
+        server.stop()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        log.info("stopping embedded PostgreSQL")
+        server.stop()
+
+
+def _worker_main(settings: Settings, index: int, runtime_dir: Path | None) -> None:
+    """Entry point of a worker process (and of the single in-process worker)."""
+    configure_logging(settings.log_level)
+    host, port = settings.listen_address
+    sock = bind_listener(host, port, reuse_port=settings.workers > 1)
+    uvloop.run(run_worker(settings, index, runtime_dir, sock))
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """SO_REUSEPORT would silently share the port with another proxy: refuse that."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def _supervise(settings: Settings, runtime_dir: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start(index: int) -> multiprocessing.process.BaseProcess:
+        process = ctx.Process(target=_worker_main, args=(settings, index, runtime_dir))
+        process.start()
+        return process
+
+    workers = [start(i) for i in range(settings.workers)]
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    while not stopping:
+        time.sleep(SUPERVISE_INTERVAL)
+        for index, process in enumerate(workers):
+            if not process.is_alive() and not stopping:
+                log.error("worker %d exited with %s; restarting it", index, process.exitcode)
+                workers[index] = start(index)
+    for process in workers:
+        process.join(settings.shutdown_timeout + 5)
+        if process.is_alive():
+            process.kill()
+
+
+def serve(settings: Settings) -> None:
+    """Run the proxy until told to stop."""
+    configure_logging(settings.log_level)
+    host, port = settings.listen_address
+    _check_port_free(host, port)
+    with contextlib.ExitStack() as stack:
+        if settings.upstream_url is None:
+            url = stack.enter_context(embedded_postgres(settings))
+            settings = settings.model_copy(update={"upstream_url": url})
+        upstream = settings.upstream
+        user = upstream.user or "postgres"
+        print(
+            f"writeproxy listening on {host}:{port} -> upstream {upstream.host}:{upstream.port}\n"
+            f"connect with: psql postgresql://{user}@{host}:{port}/{upstream.database or 'postgres'}",
+            flush=True,
+        )
+        if settings.workers == 1:
+            _worker_main(settings, 0, None)
+            return
+        runtime_dir = Path(tempfile.mkdtemp(prefix="writeproxy-"))
+        stack.callback(shutil.rmtree, runtime_dir, ignore_errors=True)
+        _supervise(settings, runtime_dir)

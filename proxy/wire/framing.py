@@ -1,0 +1,26 @@
+"""Message framing for protocol 3: a type byte, then a big-endian int32 length that
+counts itself but not the type byte. Startup-phase packets have no type byte."""
+
+from __future__ import annotations
+
+import struct
+
+HEADER = struct.Struct("!cI")
+INT32 = struct.Struct("!I")
+INT16 = struct.Struct("!H")
+
+#: Message types a client may send once the session is established (PostgreSQL's
+#: PostgresMain accepts exactly these; anything else is a protocol violation).
+FRONTEND_READY_TYPES = frozenset(b"QPBEDCHSXFdcf")
+#: During authentication a client may only answer with PasswordMessage-family 'p'.
+FRONTEND_AUTH_TYPES = frozenset(b"p")
+
+#: PostgreSQL's own cap on a startup packet (MAX_STARTUP_PACKET_LENGTH).
+MAX_STARTUP_PACKET = 10_000
+#: PostgreSQL caps authentication messages (PQ_SMALL_MESSAGE_LIMIT) the same way.
+MAX_AUTH_MESSAGE = 10_000
+
+
+def message(kind: bytes, body: bytes = b"") -> bytes:
+    """Frame ``body`` as a message of type ``kind``."""
+    return HEADER.pack(kind, len(body) + 4) + body
