@@ -58,6 +58,13 @@ def _open_path_for(path: Path, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+class PostgresCommandError(RuntimeError):
+    """A PostgreSQL tool failed; the message carries what it printed."""
+
+    def __init__(self, tool: str, code: int, output: str) -> None:
+        super().__init__(f"{tool} exited with {code}: {output.strip()}")
+
+
 @dataclass
 class LocalPostgres:
     """One PostgreSQL cluster in ``data_dir`` listening on ``host:port`` (TCP only)."""
@@ -83,15 +90,24 @@ class LocalPostgres:
     def log_file(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
+    def _identity(self) -> dict[str, object]:
+        """Drop every root identity (group too: root's group bits would apply)."""
+        if self._user is None:
+            return {}
+        entry = pwd.getpwnam(self._user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        result = subprocess.run(
             [str(self.bin_dir / tool), *args],
-            check=True,
             capture_output=True,
             text=True,
-            user=self._user,
             cwd="/",
+            **self._identity(),
         )
+        if result.returncode:
+            raise PostgresCommandError(tool, result.returncode, result.stderr or result.stdout)
+        return result
 
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
@@ -156,6 +172,6 @@ class LocalPostgres:
     def running(self) -> bool:
         try:
             self._run("pg_ctl", "-D", str(self.data_dir), "status")
-        except subprocess.CalledProcessError:
+        except PostgresCommandError:
             return False
         return True

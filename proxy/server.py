@@ -112,10 +112,13 @@ def serve(settings: Settings) -> None:
             url = stack.enter_context(embedded_postgres(settings))
             settings = settings.model_copy(update={"upstream_url": url})
         upstream = settings.upstream
-        user = upstream.user or "postgres"
+        client_url = (
+            f"postgresql://{upstream.user or 'postgres'}@{host}:{port}/"
+            f"{upstream.database or 'postgres'}"
+        )
         print(
             f"writeproxy listening on {host}:{port} -> upstream {upstream.host}:{upstream.port}\n"
-            f"connect with: psql postgresql://{user}@{host}:{port}/{upstream.database or 'postgres'}",
+            f"connect with: psql {client_url}",
             flush=True,
         )
         if settings.workers == 1:
