@@ -4,6 +4,7 @@ environment variables, the TOML file named by ``WRITEPROXY_CONFIG``, and default
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -16,6 +17,7 @@ from pydantic_settings import (
 
 from proxy.backend.address import UpstreamAddress, parse_upstream_url
 from proxy.cancel import MAX_WORKERS
+from proxy.writes.settings import ConnectorSettings, SyncedTableSettings
 
 DEFAULT_PORT = 6543
 CONFIG_ENV = "WRITEPROXY_CONFIG"
@@ -53,6 +55,12 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024, description="largest client message accepted"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    connectors: dict[str, ConnectorSettings] = Field(
+        default_factory=dict, description="vendor accounts, [connectors.NAME] in TOML"
+    )
+    synced_tables: list[SyncedTableSettings] = Field(
+        default_factory=list, description="explicit synced tables, [[synced_tables]] in TOML"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -99,5 +107,9 @@ class Settings(BaseSettings):
         if toml_file:
             if not Path(toml_file).is_file():
                 raise ValueError(f"{CONFIG_ENV}={toml_file}: no such file")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            try:
+                toml_source = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+            except (tomllib.TOMLDecodeError, OSError) as exc:
+                raise ValueError(f"{CONFIG_ENV}={toml_file}: cannot read TOML: {exc}") from exc
+            sources.append(toml_source)
         return tuple(sources)

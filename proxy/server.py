@@ -5,6 +5,7 @@ SIGTERM/SIGINT after the workers have drained."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -21,6 +22,7 @@ import uvloop
 from proxy.config import Settings
 from proxy.embedded import LocalPostgres
 from proxy.worker import bind_listener, run_worker
+from proxy.writes.tables import ConfigError, SyncedTables, load_synced_tables
 
 log = logging.getLogger(__name__)
 SUPERVISE_INTERVAL = 0.5
@@ -38,27 +40,77 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+class _StartupSignals:
+    """Until the workers handle SIGTERM/SIGINT themselves, such a signal unwinds the
+    startup (so an embedded PostgreSQL already started is stopped, not orphaned);
+    inside ``critical()`` (initdb, pg_ctl) it takes effect once the tool is done."""
+
+    def __init__(self) -> None:
+        self._pending = False
+        self._critical = 0
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        if self._pending:
+            return  # already stopping
+        self._pending = True
+        if not self._critical:
+            raise SystemExit(0)
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
+        if self._pending and not self._critical:
+            raise SystemExit(0)
+
+
+_STARTUP_SIGNALS = _StartupSignals()
+
+
 @contextlib.contextmanager
 def embedded_postgres(settings: Settings) -> Iterator[str]:
     """Start the bundled PostgreSQL in the data directory; yield its URL."""
     server = LocalPostgres(settings.data_dir / "pgdata", port=settings.embedded_port or free_port())
     log.info("starting embedded PostgreSQL in %s", server.data_dir)
-    if server.running():
-        server.stop()
-    server.start()
     try:
+        with _STARTUP_SIGNALS.critical():
+            if server.running():
+                server.stop()
+            server.start()
         yield server.url
     finally:
         log.info("stopping embedded PostgreSQL")
         server.stop()
 
 
-def _worker_main(settings: Settings, index: int, runtime_dir: Path | None) -> None:
+def _worker_main(
+    settings: Settings, index: int, runtime_dir: Path | None, tables: SyncedTables
+) -> None:
     """Entry point of a worker process (and of the single in-process worker)."""
     configure_logging(settings.log_level)
     host, port = settings.listen_address
     sock = bind_listener(host, port, reuse_port=settings.workers > 1)
-    uvloop.run(run_worker(settings, index, runtime_dir, sock))
+    uvloop.run(run_worker(settings, index, runtime_dir, sock, tables))
+
+
+def load_tables(settings: Settings) -> SyncedTables:
+    """Validate the synced-table configuration against the upstream catalog."""
+    if not settings.connectors:
+        return SyncedTables()
+    assert settings.upstream_url is not None
+    try:
+        return asyncio.run(
+            load_synced_tables(settings.upstream_url, settings.connectors, settings.synced_tables)
+        )
+    except ConfigError as exc:
+        raise SystemExit(f"writeproxy: invalid configuration: {exc}") from exc
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -70,16 +122,16 @@ def _check_port_free(host: str, port: int) -> None:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-def _supervise(settings: Settings, runtime_dir: Path) -> None:
+def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> None:
     ctx = multiprocessing.get_context("spawn")
     stopping = False
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
-        process = ctx.Process(target=_worker_main, args=(settings, index, runtime_dir))
+        process = ctx.Process(target=_worker_main, args=(settings, index, runtime_dir, tables))
         process.start()
         return process
 
-    workers = [start(i) for i in range(settings.workers)]
+    workers: list[multiprocessing.process.BaseProcess] = []
 
     def on_signal(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -90,6 +142,8 @@ def _supervise(settings: Settings, runtime_dir: Path) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    for index in range(settings.workers):
+        workers.append(start(index))
     while not stopping:
         time.sleep(SUPERVISE_INTERVAL)
         for index, process in enumerate(workers):
@@ -97,6 +151,8 @@ def _supervise(settings: Settings, runtime_dir: Path) -> None:
                 log.error("worker %d exited with %s; restarting it", index, process.exitcode)
                 workers[index] = start(index)
     for process in workers:
+        if process.is_alive():
+            process.terminate()  # again: it may have started after the signal
         process.join(settings.shutdown_timeout + 5)
         if process.is_alive():
             process.kill()
@@ -107,11 +163,13 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
     host, port = settings.listen_address
     _check_port_free(host, port)
+    _STARTUP_SIGNALS.install()
     with contextlib.ExitStack() as stack:
         if settings.upstream_url is None:
             url = stack.enter_context(embedded_postgres(settings))
             settings = settings.model_copy(update={"upstream_url": url})
         upstream = settings.upstream
+        tables = load_tables(settings)
         client_url = (
             f"postgresql://{upstream.user or 'postgres'}@{host}:{port}/"
             f"{upstream.database or 'postgres'}"
@@ -122,8 +180,8 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
         if settings.workers == 1:
-            _worker_main(settings, 0, None)
+            _worker_main(settings, 0, None, tables)
             return
         runtime_dir = Path(tempfile.mkdtemp(prefix="writeproxy-"))
         stack.callback(shutil.rmtree, runtime_dir, ignore_errors=True)
-        _supervise(settings, runtime_dir)
+        _supervise(settings, runtime_dir, tables)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from collections.abc import Coroutine
@@ -15,7 +16,11 @@ from typing import Any, TypeVar
 from proxy.backend.address import UpstreamAddress
 from proxy.cancel import CancelRegistry
 from proxy.config import Settings
+from proxy.connectors import build_connector
 from proxy.frontend.session import ClientSession
+from proxy.writes.executor import WriteExecutor
+from proxy.writes.router import WriteRouter
+from proxy.writes.tables import SyncedTables
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +33,7 @@ class WorkerContext:
     settings: Settings
     upstream: UpstreamAddress
     cancels: CancelRegistry
+    router: WriteRouter | None = None
     sessions: set[ClientSession] = field(default_factory=set)
     draining: bool = False
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -58,12 +64,34 @@ def bind_listener(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def build_router(tables: SyncedTables) -> WriteRouter | None:
+    """The synced-write machinery, or None when nothing is synced (pure relay)."""
+    if not tables:
+        return None
+    connectors = {
+        name: build_connector(
+            conf.kind, token=os.environ[conf.token_env], **conf.connector_options()
+        )
+        for name, conf in tables.connectors.items()
+    }
+    return WriteRouter(tables, WriteExecutor(connectors))
+
+
 async def run_worker(
-    settings: Settings, worker_index: int, runtime_dir: Path | None, sock: socket.socket
+    settings: Settings,
+    worker_index: int,
+    runtime_dir: Path | None,
+    sock: socket.socket,
+    tables: SyncedTables,
 ) -> None:
     """Serve clients on ``sock`` until SIGTERM/SIGINT, then drain."""
     loop = asyncio.get_running_loop()
-    ctx = WorkerContext(settings, settings.upstream, CancelRegistry(worker_index, runtime_dir))
+    ctx = WorkerContext(
+        settings,
+        settings.upstream,
+        CancelRegistry(worker_index, runtime_dir),
+        build_router(tables),
+    )
     server = await loop.create_server(lambda: ClientSession(ctx), sock=sock)
     await ctx.cancels.serve_peers()
     stop = asyncio.Event()

@@ -10,6 +10,7 @@ buffering whole messages: a multi-hundred-MB result streams through.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
 from proxy.wire.framing import HEADER, INT32
@@ -35,7 +36,16 @@ class UpstreamListener(Protocol):
 class UpstreamProtocol(asyncio.Protocol):
     """Reads the server side of one session."""
 
-    __slots__ = ("_buf", "_header", "_last_kind", "_listener", "_relaying", "_skip", "transport")
+    __slots__ = (
+        "_buf",
+        "_capture",
+        "_header",
+        "_last_kind",
+        "_listener",
+        "_relaying",
+        "_skip",
+        "transport",
+    )
 
     def __init__(self, listener: UpstreamListener) -> None:
         self._listener = listener
@@ -46,6 +56,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self._skip = 0
         self._header = b""
         self._last_kind = 0
+        self._capture: Capture | None = None
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,7 +69,22 @@ class UpstreamProtocol(asyncio.Protocol):
             rest, self._buf = bytes(self._buf), bytearray()
             self.data_received(rest)
 
+    def begin_capture(self) -> Capture:
+        """Stop relaying: hand whole messages to the proxy's own reader instead.
+
+        Only valid at a message boundary with nothing outstanding for the client."""
+        assert self.at_boundary, "capture must start at a message boundary"
+        self._capture = Capture()
+        return self._capture
+
+    def end_capture(self) -> None:
+        assert self._capture is not None and not self._capture.pending
+        self._capture = None
+
     def data_received(self, data: bytes) -> None:
+        if self._capture is not None:
+            self._capture.feed(data)
+            return
         if self._relaying:
             self._listener.upstream_data(data)
             self._scan(data)
@@ -114,7 +140,53 @@ class UpstreamProtocol(asyncio.Protocol):
         self._listener.upstream_resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._capture is not None:
+            self._capture.lost()
         self._listener.upstream_lost(self.at_boundary and not self._buf, self._last_kind)
+
+
+class Capture:
+    """Whole upstream messages for the proxy's own reader (see proxy.backend.channel)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._messages: deque[tuple[int, bytes]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._lost = False
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buf or self._messages)
+
+    def feed(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        pos = 0
+        n = len(buf)
+        while n - pos >= 5:
+            kind, length = HEADER.unpack_from(buf, pos)
+            if n - pos < 1 + length:
+                break
+            self._messages.append((kind[0], bytes(buf[pos + 5 : pos + 1 + length])))
+            pos += 1 + length
+        del buf[:pos]
+        self._wake()
+
+    def lost(self) -> None:
+        self._lost = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next(self) -> tuple[int, bytes]:
+        while not self._messages:
+            if self._lost:
+                raise ConnectionResetError("upstream connection lost")
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._messages.popleft()
 
 
 async def connect_upstream(

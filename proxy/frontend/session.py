@@ -18,18 +18,25 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
+from proxy.backend.channel import UpstreamChannel
 from proxy.backend.upstream import UpstreamProtocol, connect_upstream, send_cancel
+from proxy.frontend.intercept import BoundWrite, Interceptor, PreparedWrite, next_message
 from proxy.wire.framing import (
     FRONTEND_AUTH_TYPES,
     FRONTEND_READY_TYPES,
+    FRONTEND_SMALL_TYPES,
     HEADER,
     INT32,
     MAX_AUTH_MESSAGE,
+    MAX_SMALL_MESSAGE,
     MAX_STARTUP_PACKET,
     message,
 )
+from proxy.wire.messages import extended
 from proxy.wire.messages.backend_key_data import BackendKey
+from proxy.wire.messages.bind import portal_and_statement
 from proxy.wire.messages.error_response import PgError, protocol_violation
+from proxy.wire.messages.parse import Parse, statement_name
 from proxy.wire.messages.ready_for_query import IDLE
 from proxy.wire.messages.startup import (
     CANCEL_REQUEST_CODE,
@@ -45,9 +52,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TERMINATE = b"X"
+QUERY, PARSE, BIND, EXECUTE, CLOSE, DESCRIBE = b"QPBECD"
+#: Messages that may start or use a synced write.
+WATCHED = frozenset((QUERY, PARSE, BIND, EXECUTE, CLOSE))
+TERMINATE_TYPE = TERMINATE[0]
 #: Messages each answered by exactly one ReadyForQuery.
 SYNC_POINTS = frozenset(b"QSF")
 AUTH_OK = 0
+#: Authentication requests the client must answer with one 'p' message (cleartext,
+#: MD5, GSS, GSS continue, SSPI, SASL, SASL continue).
+AUTH_NEEDS_RESPONSE = frozenset({3, 5, 7, 8, 9, 10, 11})
 PROTOCOL_3_2 = (3 << 16) | 2
 LONG_SECRET = 32
 SHORT_SECRET = 4
@@ -74,10 +88,20 @@ class ClientSession(asyncio.Protocol):
         self._key: BackendKey | None = None
         self._protocol_version = 0
         self._auth_ok = False
-        self._pending_syncs = 0
-        self._tx_status = IDLE
+        self._awaiting_password = False
+        self._terminating = False
+        self.pending_syncs = 0
+        self.tx_status = IDLE
         self._max_message = ctx.settings.max_message_bytes
         self._connect_task: asyncio.Task[None] | None = None
+        # Synced writes (only when synced tables are configured; the relay stays lean).
+        self.router = ctx.router
+        self.statements: dict[str, PreparedWrite] = {}
+        self.portals: dict[str, BoundWrite] = {}
+        self.skip_until_sync = False
+        self._intercepting = False
+        self._unsynced: list[tuple[int, int]] = []
+        self._idle_waiter: asyncio.Future[None] | None = None
 
     # -- client transport ---------------------------------------------------
 
@@ -87,6 +111,9 @@ class ClientSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._state is State.READY:
+            if self._intercepting:
+                self._buf += data  # the interceptor reads it before handing back
+                return
             self._relay_client(data)
             return
         if self._state is State.CLOSED:
@@ -94,7 +121,7 @@ class ClientSession(asyncio.Protocol):
         self._buf += data
         if self._state is State.STARTUP:
             self._read_startup()
-        elif self._state is State.AUTHENTICATING and not self._auth_ok:
+        elif self._awaiting_password:
             self._relay_auth_responses()
         elif len(self._buf) > MAX_AUTH_MESSAGE + MAX_STARTUP_PACKET:
             self._fail(protocol_violation("unexpected data before the session was ready"))
@@ -109,10 +136,11 @@ class ClientSession(asyncio.Protocol):
         upstream = self._upstream
         if upstream is None or upstream.transport is None or upstream.transport.is_closing():
             return
-        if self._pending_syncs and self._upstream_key is not None:
+        if self.pending_syncs and self._upstream_key is not None:
             # Free the upstream backend now instead of when its query finishes.
             self._ctx.spawn(self.cancel_upstream())
-        elif upstream.at_boundary:
+        elif self._auth_ok and upstream.at_boundary:
+            # Before AuthenticationOk the server reads only a password: just close.
             upstream.transport.write(message(TERMINATE))
         upstream.transport.close()
 
@@ -156,7 +184,7 @@ class ClientSession(asyncio.Protocol):
         try:
             startup = parse_startup(packet)
         except StartupError as exc:
-            self._fail(PgError("08P01", str(exc), severity="FATAL").encode())
+            self._fail(PgError(exc.sqlstate, str(exc), severity="FATAL").encode())
             return
         self._protocol_version = startup.version
         self._state = State.CONNECTING
@@ -186,14 +214,13 @@ class ClientSession(asyncio.Protocol):
         self._state = State.AUTHENTICATING
         assert upstream.transport is not None
         upstream.transport.write(startup_packet)
-        if self._buf:
-            self._relay_auth_responses()
 
     def _relay_auth_responses(self) -> None:
-        """Forward the client's password/SASL messages; nothing else is valid yet."""
+        """Forward the one password/SASL message the server asked for; anything sent
+        before it is asked stays buffered (for a trust user it is ordinary traffic)."""
         buf = self._buf
         assert self._upstream is not None and self._upstream.transport is not None
-        while len(buf) >= 5 and not self._auth_ok:
+        while self._awaiting_password and len(buf) >= 5:
             kind, length = HEADER.unpack_from(buf, 0)
             if kind[0] not in FRONTEND_AUTH_TYPES or not 4 <= length <= MAX_AUTH_MESSAGE:
                 self._fail(
@@ -204,10 +231,13 @@ class ClientSession(asyncio.Protocol):
                 return
             self._upstream.transport.write(bytes(buf[: 1 + length]))
             del buf[: 1 + length]
+            self._awaiting_password = False
 
     # -- upstream events (UpstreamListener) -----------------------------------
 
     def upstream_startup_message(self, kind: int, body: bytes) -> None:
+        if self._state is State.CLOSED:
+            return  # e.g. the client's answer to an auth request was refused
         if kind == ord("K"):
             self._upstream_key = BackendKey.decode(body)
             long_keys = self._protocol_version >= PROTOCOL_3_2 and len(body) > 8
@@ -215,15 +245,20 @@ class ClientSession(asyncio.Protocol):
             self._write(self._key.encode())
             return
         self._write(message(bytes((kind,)), body))
-        if kind == ord("R") and INT32.unpack_from(body, 0)[0] == AUTH_OK:
-            self._auth_ok = True
+        if kind == ord("R"):
+            code = INT32.unpack_from(body, 0)[0]
+            if code == AUTH_OK:
+                self._auth_ok = True
+            elif code in AUTH_NEEDS_RESPONSE:
+                self._awaiting_password = True
+                self._relay_auth_responses()
         elif kind == ord("Z"):
             self._become_ready(body[0])
 
     def _become_ready(self, status: int) -> None:
         assert self._upstream is not None
         self._state = State.READY
-        self._tx_status = status
+        self.tx_status = status
         self._upstream.start_relaying()
         if self._buf:
             pending, self._buf = bytes(self._buf), bytearray()
@@ -234,17 +269,20 @@ class ClientSession(asyncio.Protocol):
             self._transport.write(data)
 
     def upstream_ready(self, status: int) -> None:
-        self._tx_status = status
-        if self._pending_syncs:
-            self._pending_syncs -= 1
-        if self._ctx.draining and status == IDLE and not self._pending_syncs:
+        self.tx_status = status
+        if self.pending_syncs:
+            self.pending_syncs -= 1
+        if not self.pending_syncs and self._idle_waiter is not None:
+            self._idle_waiter.set_result(None)
+            self._idle_waiter = None
+        if self._ctx.draining and status == IDLE and not self.pending_syncs:
             self.terminate()
 
     def upstream_lost(self, at_boundary: bool, last_kind: int) -> None:
         if self._state is State.CLOSED or self._transport is None:
             return
         self._state = State.CLOSED
-        if at_boundary and last_kind != ord("E"):
+        if at_boundary and last_kind != ord("E") and not self._terminating:
             self._write(
                 PgError(
                     "08006",
@@ -275,18 +313,35 @@ class ClientSession(asyncio.Protocol):
         pos = 0
         syncs = 0
         limit = self._max_message
+        watch = self.router is not None
         while n - pos >= 5:
             kind = data[pos]
             length = INT32.unpack_from(data, pos + 1)[0]
-            if kind not in FRONTEND_READY_TYPES or not 4 <= length <= limit:
+            if (
+                kind not in FRONTEND_READY_TYPES
+                or not 4 <= length <= limit
+                or (length > MAX_SMALL_MESSAGE and kind in FRONTEND_SMALL_TYPES)
+            ):
                 self._forward(data, pos, syncs)
                 self._fail(self._invalid_message(kind, length))
                 return
             end = pos + 1 + length
             if end > n:
                 break
+            if watch:
+                if kind in WATCHED and self._involves_synced_table(kind, data[pos + 5 : end]):
+                    self._forward(data, pos, syncs)
+                    self._buf = bytearray(data[pos:])
+                    self._start_intercept()
+                    return
+                if kind in SYNC_POINTS:
+                    self._unsynced.clear()
+                else:
+                    self._unsynced.append((kind, data[pos + 5] if kind == DESCRIBE else 0))
             if kind in SYNC_POINTS:
                 syncs += 1
+            elif kind == TERMINATE_TYPE:
+                self._terminating = True  # the upstream will close: that is no error
             pos = end
         self._forward(data, pos, syncs)
         if pos == n:
@@ -297,13 +352,95 @@ class ClientSession(asyncio.Protocol):
         else:
             del buf[:pos]
 
+    def _involves_synced_table(self, kind: int, body: bytes) -> bool:
+        """Does this message start or use a statement that may write a synced table?"""
+        assert self.router is not None
+        if kind == QUERY:
+            return not self.router.classify(body[:-1].decode(errors="surrogateescape")).passthrough
+        if kind == PARSE:
+            if not self.router.classify(Parse.decode(body).query).passthrough:
+                return True
+            if self.statements:
+                self.statements.pop(statement_name(body), None)
+            return False
+        if not self.statements:
+            return False
+        if kind == BIND:
+            portal, statement = portal_and_statement(body)
+            if statement in self.statements:
+                return True
+            self.portals.pop(portal, None)
+            return False
+        if kind == EXECUTE:
+            return extended.execute_portal(body) in self.portals
+        target, name = extended.target_name(body)  # Close
+        (self.statements if target == ord("S") else self.portals).pop(name, None)
+        return False
+
+    # -- interception (see proxy.frontend.intercept) ----------------------------
+
+    def _start_intercept(self) -> None:
+        self._intercepting = True
+        self._ctx.spawn(self._intercept())
+
+    async def _until_in_step(self) -> None:
+        """Wait until the upstream has answered every Sync/Query relayed so far."""
+        while self.pending_syncs:
+            self._idle_waiter = asyncio.get_running_loop().create_future()
+            await self._idle_waiter
+        assert self._upstream is not None
+        while not self._upstream.at_boundary:
+            await asyncio.sleep(0.001)
+
+    async def _intercept(self) -> None:
+        upstream = self._upstream
+        assert upstream is not None
+        try:
+            await self._until_in_step()
+            channel = UpstreamChannel(upstream, self.send_message)
+            interceptor = Interceptor(self, channel)
+            try:
+                unsynced, self._unsynced = self._unsynced, []
+                await interceptor.drain_unsynced(unsynced)
+                while self._state is State.READY:
+                    item = next_message(self._buf)
+                    if item is None:
+                        break
+                    kind, raw = item
+                    if kind not in FRONTEND_READY_TYPES:
+                        self._fail(self._invalid_message(kind, len(raw) - 1))
+                        return
+                    if not await interceptor.process(kind, raw):
+                        break
+            finally:
+                if self._state is State.READY:
+                    channel.close()
+        except (ConnectionResetError, OSError):
+            self._close()
+            return
+        except Exception:
+            log.exception("synced write handling failed; closing the session")
+            self._fail(PgError("XX000", "internal error in writeproxy", severity="FATAL").encode())
+            return
+        finally:
+            self._intercepting = False
+        if self._state is State.READY and self._buf:
+            pending, self._buf = bytes(self._buf), bytearray()
+            self._relay_client(pending)
+
+    def send_message(self, kind: int, body: bytes) -> None:
+        self._write(message(bytes((kind,)), body))
+
+    def send_raw(self, data: bytes) -> None:
+        self._write(data)
+
     def _forward(self, data: bytes | bytearray, end: int, syncs: int) -> None:
         if not end:
             return
         upstream = self._upstream
         assert upstream is not None and upstream.transport is not None
         upstream.transport.write(data if end == len(data) else data[:end])
-        self._pending_syncs += syncs
+        self.pending_syncs += syncs
 
     def _invalid_message(self, kind: int, length: int) -> bytes:
         if kind not in FRONTEND_READY_TYPES:
@@ -317,7 +454,7 @@ class ClientSession(asyncio.Protocol):
         """Not inside a transaction nor waiting for a reply: safe to close."""
         if self._state is not State.READY:
             return True
-        return not self._pending_syncs and self._tx_status == IDLE
+        return not self.pending_syncs and self.tx_status == IDLE
 
     async def cancel_upstream(self) -> None:
         """Send the upstream a CancelRequest for this session's running query."""

@@ -12,6 +12,10 @@ INT16 = struct.Struct("!H")
 #: Message types a client may send once the session is established (PostgreSQL's
 #: PostgresMain accepts exactly these; anything else is a protocol violation).
 FRONTEND_READY_TYPES = frozenset(b"QPBEDCHSXFdcf")
+#: Types PostgreSQL reads with PQ_SMALL_MESSAGE_LIMIT (SocketBackend): it drops a
+#: connection that sends a longer one, so the proxy refuses them first.
+FRONTEND_SMALL_TYPES = frozenset(b"CDEHSXcf")
+MAX_SMALL_MESSAGE = 10_000
 #: During authentication a client may only answer with PasswordMessage-family 'p'.
 FRONTEND_AUTH_TYPES = frozenset(b"p")
 

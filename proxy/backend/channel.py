@@ -1,0 +1,123 @@
+"""The proxy's own conversation with a session's upstream connection.
+
+While a synced write is handled the relay is paused and the proxy talks to the
+client's upstream backend itself, inside the client's transaction. Messages that
+PostgreSQL may send at any time (notices, notifications, parameter changes) are
+still the client's and go straight to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from proxy.backend.upstream import Capture, UpstreamProtocol
+from proxy.wire.messages import extended
+from proxy.wire.messages.bind import Bind
+from proxy.wire.messages.data_row import data_row_values
+from proxy.wire.messages.error_response import parse_fields
+from proxy.wire.messages.parse import Parse
+
+ASYNC_KINDS = frozenset(b"NAS")
+ERROR = ord("E")
+READY = ord("Z")
+
+
+@dataclass
+class Result:
+    """What one statement run by the proxy produced."""
+
+    rows: list[list[bytes | None]] = field(default_factory=list)
+    raw_rows: list[bytes] = field(default_factory=list)
+    row_description: bytes | None = None
+    tag: str = ""
+    error: bytes | None = None  # the raw ErrorResponse body, to forward verbatim
+    status: int = 0  # ReadyForQuery status after the statement
+
+    @property
+    def error_fields(self) -> dict[str, str]:
+        return parse_fields(self.error) if self.error is not None else {}
+
+    def single_value(self) -> bytes | None:
+        return self.rows[0][0] if self.rows else None
+
+
+class QueryFailed(Exception):
+    """An internal statement failed; ``result.error`` is PostgreSQL's ErrorResponse."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.error_fields.get("message", "statement failed"))
+        self.result = result
+
+
+class UpstreamChannel:
+    """Send messages to the upstream and read its answers as whole messages."""
+
+    def __init__(self, upstream: UpstreamProtocol, to_client: Callable[[int, bytes], None]) -> None:
+        self._upstream = upstream
+        self._capture: Capture = upstream.begin_capture()
+        self._to_client = to_client
+
+    def close(self) -> None:
+        self._upstream.end_capture()
+
+    def send(self, data: bytes) -> None:
+        assert self._upstream.transport is not None
+        self._upstream.transport.write(data)
+
+    async def next(self) -> tuple[int, bytes]:
+        """The next message that answers what we sent (async ones go to the client)."""
+        while True:
+            kind, body = await self._capture.next()
+            if kind in ASYNC_KINDS:
+                self._to_client(kind, body)
+                continue
+            return kind, body
+
+    async def simple(self, sql: str) -> Result:
+        """Run ``sql`` with a simple Query; read through ReadyForQuery."""
+        self.send(extended.query(sql))
+        return await self._collect(Result())
+
+    async def run(
+        self,
+        sql: str,
+        param_types: Sequence[int] = (),
+        bind: Bind | None = None,
+        result_formats: Sequence[int] = (),
+    ) -> Result:
+        """Run one statement with the extended protocol, reusing a client's raw
+        parameter values when ``bind`` is given, and Sync (we are always inside an
+        explicit transaction block here, so Sync does not commit)."""
+        values = bind.values if bind is not None else ()
+        formats = bind.param_formats if bind is not None else ()
+        self.send(
+            Parse("", sql, tuple(param_types)).encode()
+            + Bind("", "", formats, values, tuple(result_formats)).encode()
+            + extended.describe_portal()
+            + extended.execute()
+            + extended.SYNC
+        )
+        return await self._collect(Result())
+
+    async def checked(self, sql: str, *args: object, **kwargs: object) -> Result:
+        result = await self.run(sql, *args, **kwargs)  # type: ignore[arg-type]
+        if result.error is not None:
+            raise QueryFailed(result)
+        return result
+
+    async def _collect(self, result: Result) -> Result:
+        while True:
+            kind, body = await self.next()
+            if kind == ord("D"):
+                result.raw_rows.append(body)
+                result.rows.append(data_row_values(body))
+            elif kind == ord("T"):
+                result.row_description = body
+            elif kind == ord("C"):
+                result.tag = body[:-1].decode()
+            elif kind == ERROR:
+                result.error = body
+            elif kind == READY:
+                result.status = body[0]
+                return result

@@ -1,0 +1,1 @@
+"""Synced writes: planning a statement, calling the vendor API first, applying locally."""

@@ -1,0 +1,338 @@
+"""Execute a planned synced write on the client's own upstream connection, inside
+its transaction: read the old images, let PostgreSQL compute the new ones, call the
+vendor API, then apply the API's answer locally and answer with the client's own
+RETURNING list and PostgreSQL's own CommandComplete tag.
+
+Statement atomicity: outside a transaction block the executor opens one and commits
+it; inside one it works under a savepoint. If the API rejects the write, nothing is
+written and the client gets the mapped error; inside a block the transaction is left
+aborted, exactly as after any failed statement. If the local apply or the COMMIT
+fails after the API accepted, the API change is compensated.
+
+The vendor calls go through ``CallHooks`` so that a durable journal can record each
+one before it is sent (DESIGN 4.3).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from proxy.backend.channel import QueryFailed, Result, UpstreamChannel
+from proxy.connectors.base import ApiError, ApiObject, CallHooks, Connector, NoHooks
+from proxy.wire.framing import message
+from proxy.wire.messages.bind import Bind
+from proxy.wire.messages.error_response import PgError
+from proxy.wire.messages.ready_for_query import IN_TRANSACTION
+from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan
+from proxy.writes.tables import SyncedTable
+
+log = logging.getLogger(__name__)
+
+STATEMENT_SAVEPOINT = "writeproxy_statement"
+#: Leaves a transaction block aborted, as any failed statement does.
+ABORT_SQL = (
+    "DO $writeproxy$ BEGIN RAISE EXCEPTION 'writeproxy: synced write failed'; END $writeproxy$"
+)
+
+Image = dict[str, Any]
+Compensation = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Success:
+    row_description: bytes | None
+    raw_rows: list[bytes]
+    tag: str
+    status: int
+
+
+@dataclass
+class Failure:
+    error: bytes  # a framed ErrorResponse for the client
+    status: int
+
+
+Outcome = Success | Failure
+
+
+def api_error_response(error: ApiError, table: SyncedTable) -> bytes:
+    """The ErrorResponse a client sees for a vendor rejection (README's SQLSTATE table)."""
+    extra = {"schema_name": table.schema, "table_name": table.name}
+    column = table.column_of(error.column) if error.column else None
+    if column:
+        extra["column_name"] = column
+    return PgError(
+        error.sqlstate, error.message, detail=error.detail or None, hint=error.hint, extra=extra
+    ).encode()
+
+
+def unsupported_response(error: Unsupported) -> bytes:
+    return PgError("0A000", str(error), hint=error.hint).encode()
+
+
+def images(result: Result) -> list[Image]:
+    return [json.loads(row[0]) for row in result.rows if row[0] is not None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class ApiChange:
+    """What the API accepted: the rows to apply locally and how to undo it."""
+
+    payload: list[Any]
+    undo: Compensation | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class WriteExecutor:
+    """Runs planned writes; one per worker, shared by its sessions."""
+
+    def __init__(self, connectors: Mapping[str, Connector], hooks: CallHooks | None = None):
+        self._connectors = connectors
+        self._hooks = hooks or NoHooks()
+
+    async def execute(
+        self,
+        channel: UpstreamChannel,
+        plan: WritePlan,
+        in_block: bool,
+        bind: Bind | None = None,
+        param_types: Sequence[int] = (),
+        result_formats: Sequence[int] = (),
+    ) -> Outcome:
+        change: ApiChange | None = None
+        try:
+            if not in_block:
+                await channel.checked("BEGIN")
+            await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
+            old: list[Image] = []
+            new: list[Image] = []
+            if plan.select_old is not None:
+                old = _unique(
+                    images(await channel.checked(plan.select_old, param_types, bind)), plan
+                )
+            if plan.dry_run is not None:
+                new = await self._dry_run(channel, plan, bind, param_types)
+            change = await self._call_api(plan, old, new)
+            applied = await channel.run(
+                plan.apply,
+                (0,),
+                Bind("", "", (), (json.dumps(change.payload).encode(),), ()),
+                result_formats,
+            )
+            if applied.error is not None:
+                raise QueryFailed(applied)
+            await channel.checked(f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}")
+            status = IN_TRANSACTION
+            if not in_block:
+                commit = await channel.run("COMMIT")
+                if commit.error is not None:
+                    raise QueryFailed(commit)
+                status = commit.status
+            return Success(applied.row_description, applied.raw_rows, applied.tag, status)
+        except QueryFailed as failed:
+            await _undo(change)
+            assert failed.result.error is not None
+            return await self.fail(channel, in_block, message(b"E", failed.result.error), True)
+        except ApiError as error:
+            return await self.fail(channel, in_block, api_error_response(error, plan.table))
+        except Unsupported as error:
+            return await self.fail(channel, in_block, unsupported_response(error))
+
+    async def fail(
+        self, channel: UpstreamChannel, in_block: bool, error: bytes, aborted: bool = False
+    ) -> Failure:
+        """Leave the session as PostgreSQL would after this statement failed."""
+        if not in_block:
+            result = await channel.run("ROLLBACK")
+        elif aborted:
+            # The failure already aborted the transaction; read its current status.
+            result = await channel.run("SELECT 1")
+        else:
+            result = await channel.run(ABORT_SQL)
+        return Failure(error, result.status)
+
+    async def _dry_run(
+        self,
+        channel: UpstreamChannel,
+        plan: WritePlan,
+        bind: Bind | None,
+        param_types: Sequence[int],
+    ) -> list[Image]:
+        assert plan.dry_run is not None
+        await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
+        for statement in plan.stage:
+            await channel.checked(statement)
+        new = images(await channel.checked(plan.dry_run, param_types, bind))
+        await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
+        await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
+        return new
+
+    def _connector(self, table: SyncedTable) -> Connector:
+        return self._connectors[table.connector]
+
+    async def _call_api(self, plan: WritePlan, old: list[Image], new: list[Image]) -> ApiChange:
+        if plan.kind == "insert":
+            return await self._insert(plan, new)
+        if plan.kind == "update":
+            return await self._update(plan, old, new)
+        return await self._delete(plan, old)
+
+    async def _insert(self, plan: WritePlan, new: list[Image]) -> ApiChange:
+        table = plan.table
+        if any(row.get(table.id_column) is not None for row in new):
+            raise Unsupported(
+                f'the id column "{table.id_column}" of the synced table {table.display} is '
+                "assigned by the API and cannot be written",
+                "Omit the id column; RETURNING id gives the id the API assigned.",
+            )
+        if not new:
+            return ApiChange([])
+        connector = self._connector(table)
+        conflict = plan.conflict
+        if conflict is not None and conflict.action == "nothing":
+            new = await self._absent(plan, new)
+        rows = [_properties(table, row) for row in new]
+        if not rows:
+            return ApiChange([])
+        if conflict is not None and conflict.action == "update":
+            key = table.property_of(conflict.key_column) or conflict.key_column
+            objects = await connector.upsert(table.object_type, key, rows, hooks=self._hooks)
+            created = [obj.id for obj in objects if obj.created is not False]
+        else:
+            objects = await connector.create(table.object_type, rows, hooks=self._hooks)
+            created = [obj.id for obj in objects]
+
+        async def undo() -> None:
+            await connector.archive(table.object_type, created, hooks=self._hooks)
+
+        now = _now()
+        payload = [
+            _merge(table, row, obj, {"_sync_inserted_at": now, "_sync_updated_at": now})
+            for row, obj in zip(new, objects, strict=True)
+        ]
+        return ApiChange(payload, undo if created else None)
+
+    async def _absent(self, plan: WritePlan, new: list[Image]) -> list[Image]:
+        """ON CONFLICT DO NOTHING: keep the rows whose key the vendor does not know."""
+        table = plan.table
+        assert plan.conflict is not None
+        column = plan.conflict.key_column
+        key = table.property_of(column) or column
+        connector = self._connector(table)
+        absent = []
+        for row in new:
+            value = row.get(column)
+            if (
+                value is None
+                or await connector.get(table.object_type, str(value), id_property=key) is None
+            ):
+                absent.append(row)
+        return absent
+
+    async def _update(self, plan: WritePlan, old: list[Image], new: list[Image]) -> ApiChange:
+        table = plan.table
+        old_by_id = {row[table.id_column]: row for row in old}
+        changes: list[tuple[str, dict[str, Any]]] = []
+        for row in new:
+            before = old_by_id.get(row[table.id_column], {})
+            diff = {
+                prop: row.get(column)
+                for column, prop in table.properties.items()
+                if row.get(column) != before.get(column)
+            }
+            if diff:
+                changes.append((str(row[table.id_column]), diff))
+        connector = self._connector(table)
+        objects: dict[str, ApiObject] = {}
+        if changes:
+            try:
+                for obj in await connector.update(table.object_type, changes, hooks=self._hooks):
+                    objects[obj.id] = obj
+            except ApiError as error:
+                await self._restore(table, old_by_id, list(error.applied))
+                raise
+        changed = list(objects)
+
+        async def undo() -> None:
+            await self._restore(table, old_by_id, changed)
+
+        now = _now()
+        payload = [
+            _merge(table, row, objects.get(str(row[table.id_column])), {"_sync_updated_at": now})
+            for row in new
+        ]
+        return ApiChange(payload, undo if changed else None)
+
+    async def _restore(
+        self, table: SyncedTable, old_by_id: Mapping[Any, Image], ids: list[str]
+    ) -> None:
+        """Compensate updates the API applied: write the old property values back."""
+        if not ids:
+            return
+        by_text = {str(key): row for key, row in old_by_id.items()}
+        restore = [
+            (obj_id, {prop: by_text[obj_id].get(col) for col, prop in table.properties.items()})
+            for obj_id in ids
+            if obj_id in by_text
+        ]
+        try:
+            await self._connector(table).update(table.object_type, restore, hooks=self._hooks)
+        except ApiError:
+            log.exception(
+                "could not restore %s objects %s after a failed write", table.display, ids
+            )
+
+    async def _delete(self, plan: WritePlan, old: list[Image]) -> ApiChange:
+        table = plan.table
+        ids = [str(row[table.id_column]) for row in old]
+        if ids:
+            await self._connector(table).archive(table.object_type, ids, hooks=self._hooks)
+        return ApiChange(ids)
+
+
+async def _undo(change: ApiChange | None) -> None:
+    if change is not None and change.undo is not None:
+        try:
+            await change.undo()
+        except ApiError:
+            log.exception("compensation of a failed synced write failed")
+
+
+def _unique(rows: list[Image], plan: WritePlan) -> list[Image]:
+    """UPDATE ... FROM / DELETE ... USING may join a target row more than once."""
+    seen: dict[Any, Image] = {}
+    for row in rows:
+        seen.setdefault(row[plan.table.id_column], row)
+    return list(seen.values())
+
+
+def _properties(table: SyncedTable, row: Image) -> dict[str, Any]:
+    return {prop: row.get(column) for column, prop in table.properties.items()}
+
+
+def _merge(
+    table: SyncedTable, row: Image, obj: ApiObject | None, sync_values: Mapping[str, str]
+) -> Image:
+    """The row to apply locally: PostgreSQL's new image with the API's id and values."""
+    merged = dict(row)
+    for column, value in sync_values.items():
+        if column in table.sync_columns:
+            merged[column] = value
+    if obj is None:
+        return merged
+    merged[table.id_column] = obj.id
+    for column, prop in table.vendor_columns.items():
+        if prop in obj.properties:
+            merged[column] = obj.properties[prop]
+    if "_updated_at" in table.sync_columns:
+        merged["_updated_at"] = obj.updated_at
+    return merged

@@ -1,0 +1,350 @@
+"""Turn one INSERT/UPDATE/DELETE on a synced table into the statements the executor
+runs (DESIGN 4.2): PostgreSQL itself evaluates the client's statement, so defaults,
+expressions, casts, subqueries and ``$n`` parameters (in the client's own formats)
+behave exactly as they would without the proxy.
+
+* old images (UPDATE/DELETE): ``SELECT to_jsonb(t) ... FOR UPDATE OF t`` with the
+  statement's own FROM/USING and WHERE;
+* new images: INSERT runs into a temporary copy of the table (no id needed, no
+  triggers or uniqueness fired), UPDATE runs as-is; both with ``RETURNING to_jsonb``
+  inside a savepoint that is rolled back;
+* apply: after the API accepted the change, write the API's values with
+  ``jsonb_populate_recordset`` and the client's own RETURNING list.
+
+Parsing builds pglast's Python AST, which is slow; plans are cached by statement text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pglast import ast, parse_sql
+from pglast.enums import OnConflictAction
+from pglast.stream import RawStream
+
+from proxy.writes.tables import SyncedTable, quote_ident
+
+Kind = Literal["insert", "update", "delete"]
+SOURCE = "writeproxy_src"
+SOURCE_ROW = "writeproxy_row"
+STAGE_SAVEPOINT = "writeproxy_dry_run"
+
+
+class Unsupported(Exception):
+    """A statement the proxy refuses (0A000) before any API call."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """``ON CONFLICT (key) DO ...``: a vendor upsert (or create-if-absent)."""
+
+    key_column: str
+    action: Literal["nothing", "update"]
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    kind: Kind
+    table: SyncedTable
+    select_old: str | None  # UPDATE/DELETE: lock and read the target rows
+    stage: tuple[str, ...]  # INSERT: create the temporary copy the dry run writes to
+    dry_run: str | None  # INSERT/UPDATE: the new row images
+    apply: str  # write the API's answer; $1 is a JSON array of rows (or ids)
+    set_columns: frozenset[str]  # UPDATE: the columns the client assigns
+    conflict: Conflict | None = None
+
+
+def deparse(node: ast.Node) -> str:
+    return RawStream()(node)
+
+
+def _returning_json(ref: str) -> ast.ReturningClause:
+    select = parse_sql(f"SELECT to_jsonb({ref})")[0].stmt
+    return ast.ReturningClause(exprs=select.targetList)
+
+
+def _returning_sql(clause: ast.ReturningClause | None) -> str:
+    if clause is None or not clause.exprs:
+        return ""
+    return " RETURNING " + ", ".join(deparse(target) for target in clause.exprs)
+
+
+def _target_ref(relation: ast.RangeVar) -> tuple[str, str]:
+    """How SQL refers to the target row (alias or bare name), and an AS clause."""
+    if relation.alias is not None:
+        alias = quote_ident(relation.alias.aliasname)
+        return alias, f" AS {alias}"
+    return quote_ident(relation.relname), ""
+
+
+def _with_sql(statement: ast.Node) -> str:
+    with_clause = getattr(statement, "withClause", None)
+    if with_clause is None:
+        return ""
+    recursive = "RECURSIVE " if with_clause.recursive else ""
+    return f"WITH {recursive}{deparse(with_clause)} "
+
+
+def _column_names(targets: tuple[ast.ResTarget, ...] | None) -> list[str]:
+    return [target.name for target in targets or ()]
+
+
+def plan_write(sql: str, table: SyncedTable) -> WritePlan:
+    """Plan ``sql`` (one statement) whose target is ``table``, or raise Unsupported."""
+    statements = parse_sql(sql)
+    if len(statements) != 1:
+        raise Unsupported(
+            "a write to a synced table must be the only statement in its query string",
+            "Send each statement separately.",
+        )
+    statement = statements[0].stmt
+    if table.association:
+        raise Unsupported(
+            f"writes to the association table {table.display} are not supported yet",
+            "Create associations through the vendor API for now.",
+        )
+    if isinstance(statement, ast.InsertStmt):
+        return _plan_insert(statement, table)
+    if isinstance(statement, ast.UpdateStmt):
+        return _plan_update(statement, table)
+    if isinstance(statement, ast.DeleteStmt):
+        return _plan_delete(statement, table)
+    raise Unsupported(*_refusal(statement, table))
+
+
+def _refusal(statement: ast.Node, table: SyncedTable) -> tuple[str, str]:
+    """Why a statement that touches a synced table cannot be translated, and a hint."""
+    if isinstance(statement, ast.SelectStmt):
+        return (
+            f"data-modifying WITH queries on the synced table {table.display} are not supported",
+            "Write to the synced table in its own INSERT, UPDATE or DELETE statement.",
+        )
+    if isinstance(statement, ast.PrepareStmt):
+        return (
+            f"PREPARE of a write to the synced table {table.display} is not supported",
+            "Use your driver's prepared statements (the extended protocol) instead.",
+        )
+    if isinstance(statement, ast.ExplainStmt):
+        return (
+            f"EXPLAIN of a write to the synced table {table.display} is not supported",
+            "EXPLAIN ANALYZE would perform the write; explain it against the database directly.",
+        )
+    if isinstance(statement, ast.TruncateStmt):
+        return (
+            f"TRUNCATE of the synced table {table.display} is not supported",
+            "Delete rows with DELETE so that the vendor API archives them too.",
+        )
+    if isinstance(statement, ast.CopyStmt):
+        return (
+            f"COPY FROM into the synced table {table.display} is not supported",
+            "Use INSERT statements; multi-row INSERTs are sent to the vendor in batches.",
+        )
+    if isinstance(statement, ast.MergeStmt):
+        return (
+            f"MERGE into the synced table {table.display} is not supported",
+            "Use INSERT ... ON CONFLICT, UPDATE or DELETE.",
+        )
+    return (
+        f"{type(statement).__name__.removesuffix('Stmt')} on the synced table "
+        f"{table.display} is not supported through the proxy",
+        "Change the schema of synced tables directly on the upstream database.",
+    )
+
+
+def _refuse_assigned(table: SyncedTable, columns: list[str]) -> None:
+    if table.id_column in columns:
+        raise Unsupported(
+            f'the id column "{table.id_column}" of the synced table {table.display} '
+            "is assigned by the API and cannot be written",
+            "Omit the id column; RETURNING id gives the id the API assigned.",
+        )
+    read_only = sorted(set(columns) & table.read_only)
+    if read_only:
+        raise Unsupported(
+            f"column {read_only[0]!r} of the synced table {table.display} is set by the API "
+            "and cannot be written",
+            "Omit the column; RETURNING shows the value the API assigned.",
+        )
+
+
+def _plan_insert(statement: ast.InsertStmt, table: SyncedTable) -> WritePlan:
+    relation = statement.relation
+    ref, alias = _target_ref(relation)
+    _refuse_assigned(table, _column_names(statement.cols))
+    conflict = _plan_conflict(statement.onConflictClause, table)
+    returning = _returning_sql(statement.returningClause)
+
+    stage_name = quote_ident(table.name)
+    statement.relation = ast.RangeVar(
+        schemaname="pg_temp",
+        relname=table.name,
+        inh=True,
+        relpersistence="t",
+        alias=relation.alias,
+    )
+    statement.onConflictClause = None
+    statement.returningClause = _returning_json(ref)
+    dry_run = deparse(statement)
+
+    columns = ", ".join(quote_ident(c) for c in table.writable_columns)
+    upsert = ""
+    if conflict is not None:
+        updates = ", ".join(
+            f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}"
+            for c in table.writable_columns
+            if c not in (table.id_column, "_sync_inserted_at")
+        )
+        upsert = f" ON CONFLICT ({quote_ident(table.id_column)}) DO UPDATE SET {updates}"
+    apply = (
+        f"INSERT INTO {table.qualified}{alias} ({columns}) SELECT {columns} "
+        f"FROM jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb){upsert}{returning}"
+    )
+    stage = (
+        f"CREATE TEMPORARY TABLE {stage_name} (LIKE {table.qualified} INCLUDING DEFAULTS "
+        "INCLUDING CONSTRAINTS INCLUDING GENERATED)",
+        f"ALTER TABLE pg_temp.{stage_name} ALTER COLUMN {quote_ident(table.id_column)} "
+        "DROP NOT NULL",
+    )
+    return WritePlan("insert", table, None, stage, dry_run, apply, frozenset(), conflict)
+
+
+def _plan_conflict(clause: ast.OnConflictClause | None, table: SyncedTable) -> Conflict | None:
+    if clause is None:
+        return None
+    infer = clause.infer
+    keys = [elem.name for elem in (infer.indexElems or ())] if infer is not None else []
+    if len(keys) != 1 or keys[0] not in table.upsert_keys:
+        allowed = ", ".join(sorted(table.upsert_keys)) or "none"
+        raise Unsupported(
+            f"ON CONFLICT on the synced table {table.display} must name one column the "
+            f"vendor can upsert by (allowed: {allowed})",
+            "Use ON CONFLICT (email) for HubSpot contacts.",
+        )
+    if clause.action == OnConflictAction.ONCONFLICT_NOTHING:
+        return Conflict(keys[0], "nothing")
+    if clause.whereClause is not None:
+        raise Unsupported("ON CONFLICT DO UPDATE ... WHERE is not supported on synced tables")
+    for target in clause.targetList or ():
+        value = target.val
+        fields = getattr(value, "fields", None) or ()
+        names = [getattr(f, "sval", None) for f in fields]
+        if names != ["excluded", target.name]:
+            raise Unsupported(
+                "ON CONFLICT DO UPDATE on a synced table only supports SET col = EXCLUDED.col",
+                "The vendor upsert writes the inserted values to the existing object.",
+            )
+    return Conflict(keys[0], "update")
+
+
+def _old_rows_sql(
+    statement: ast.UpdateStmt | ast.DeleteStmt,
+    extra_from: tuple[ast.Node, ...] | None,
+    ref: str,
+) -> str:
+    from_items = [deparse(statement.relation), *(deparse(item) for item in extra_from or ())]
+    where = statement.whereClause
+    if isinstance(where, ast.CurrentOfExpr):
+        raise Unsupported("WHERE CURRENT OF is not supported on synced tables")
+    where_sql = f" WHERE {deparse(where)}" if where is not None else ""
+    return (
+        f"{_with_sql(statement)}SELECT to_jsonb({ref}) FROM {', '.join(from_items)}"
+        f"{where_sql} FOR UPDATE OF {ref}"
+    )
+
+
+def _check_returning_refs(
+    clause: ast.ReturningClause | None, ref: str, table: SyncedTable, has_from: bool
+) -> None:
+    """RETURNING is re-run on the apply statement, which has only the target table."""
+    if clause is None or not has_from:
+        return
+    allowed = {ref.strip('"'), table.name}
+    for target in clause.exprs or ():
+        for node in _column_refs(target):
+            names = [getattr(f, "sval", None) for f in node.fields]
+            if len(names) > 1 and names[-2] not in allowed:
+                raise Unsupported(
+                    "RETURNING may only reference the synced table itself",
+                    "Select the other table's columns in a separate statement.",
+                )
+
+
+def _column_refs(node: object) -> list[ast.ColumnRef]:
+    if isinstance(node, ast.ColumnRef):
+        return [node]
+    found: list[ast.ColumnRef] = []
+    if isinstance(node, tuple | list):
+        for item in node:
+            found.extend(_column_refs(item))
+    elif isinstance(node, ast.Node):
+        for name in node:
+            found.extend(_column_refs(getattr(node, name)))
+    return found
+
+
+def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
+    ref, alias = _target_ref(statement.relation)
+    set_columns = _column_names(statement.targetList)
+    _refuse_assigned(table, set_columns)
+    has_from = bool(statement.fromClause)
+    _check_returning_refs(statement.returningClause, ref, table, has_from)
+    select_old = _old_rows_sql(statement, statement.fromClause, ref)
+    returning = _returning_sql(_target_star(statement.returningClause, ref, has_from))
+    statement.returningClause = _returning_json(ref)
+    dry_run = deparse(statement)
+    # The new rows arrive as one composite column, so that nothing the client's
+    # RETURNING list names unqualified can become ambiguous.
+    source = f"({SOURCE}.{SOURCE_ROW})"
+    assignments = ", ".join(
+        f"{quote_ident(c)} = {source}.{quote_ident(c)}"
+        for c in table.writable_columns
+        if c != table.id_column
+    )
+    id_column = quote_ident(table.id_column)
+    apply = (
+        f"UPDATE {table.qualified}{alias} SET {assignments} "
+        f"FROM (SELECT {SOURCE_ROW} FROM jsonb_populate_recordset(NULL::{table.qualified}, "
+        f"$1::jsonb) AS {SOURCE_ROW}) AS {SOURCE} "
+        f"WHERE {ref}.{id_column} = {source}.{id_column}{returning}"
+    )
+    return WritePlan("update", table, select_old, (), dry_run, apply, frozenset(set_columns))
+
+
+def _target_star(
+    clause: ast.ReturningClause | None, ref: str, has_from: bool
+) -> ast.ReturningClause | None:
+    """``RETURNING *`` means the target's columns only when the client's UPDATE had no
+    FROM; the apply statement joins its own source, so spell it ``ref.*``."""
+    if clause is None:
+        return None
+    for target in clause.exprs or ():
+        value = target.val
+        if (
+            isinstance(value, ast.ColumnRef)
+            and len(value.fields) == 1
+            and isinstance(value.fields[0], ast.A_Star)
+        ):
+            if has_from:
+                raise Unsupported(
+                    "RETURNING * of an UPDATE ... FROM on a synced table is not supported",
+                    "List the synced table's columns, e.g. RETURNING t.*.",
+                )
+            value.fields = (ast.String(sval=ref.strip('"')), ast.A_Star())
+    return clause
+
+
+def _plan_delete(statement: ast.DeleteStmt, table: SyncedTable) -> WritePlan:
+    ref, alias = _target_ref(statement.relation)
+    _check_returning_refs(statement.returningClause, ref, table, bool(statement.usingClause))
+    select_old = _old_rows_sql(statement, statement.usingClause, ref)
+    apply = (
+        f"DELETE FROM {table.qualified}{alias} WHERE {ref}.{quote_ident(table.id_column)}::text "
+        f"IN (SELECT jsonb_array_elements_text($1::jsonb))"
+        f"{_returning_sql(statement.returningClause)}"
+    )
+    return WritePlan("delete", table, select_old, (), None, apply, frozenset())

@@ -1,0 +1,87 @@
+"""From a statement's text to an outcome: classify (cheap, cached), resolve the
+target tables the way the session's search_path does, refuse what cannot be
+translated, plan (cached) and execute."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from proxy.backend.channel import UpstreamChannel
+from proxy.sql.classifier import Classification, WriteClassifier
+from proxy.wire.framing import message
+from proxy.wire.messages.bind import Bind
+from proxy.wire.messages.ready_for_query import IN_TRANSACTION
+from proxy.writes.executor import Failure, Outcome, WriteExecutor, unsupported_response
+from proxy.writes.plan import Unsupported, WritePlan, plan_write
+from proxy.writes.tables import SyncedTable, SyncedTables, quote_ident
+
+TEXT_OID = 25
+RESOLVE_SQL = (
+    "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.oid = pg_catalog.to_regclass($1)"
+)
+PLAN_CACHE_SIZE = 1000
+
+
+class WriteRouter:
+    """One per worker: the synced tables, the classifier and the executor."""
+
+    def __init__(self, tables: SyncedTables, executor: WriteExecutor) -> None:
+        self.tables = tables
+        self.classifier = WriteClassifier(tables.qualified_names)
+        self._executor = executor
+        self._plans: dict[tuple[str, str, str], WritePlan] = {}
+
+    def classify(self, sql: str) -> Classification:
+        return self.classifier.classify(sql)
+
+    async def run(
+        self,
+        channel: UpstreamChannel,
+        sql: str,
+        classification: Classification,
+        bind: Bind | None = None,
+        param_types: Sequence[int] = (),
+        result_formats: Sequence[int] = (),
+    ) -> Outcome | None:
+        """Execute ``sql`` as a synced write; None when, resolved against the
+        session's search_path, it does not write a synced table after all."""
+        synced: list[SyncedTable] = []
+        status = 0
+        for target in {(t.schema, t.name) for t in classification.targets}:
+            name = quote_ident(target[1])
+            if target[0] is not None:
+                name = f"{quote_ident(target[0])}.{name}"
+            resolved = await channel.run(
+                RESOLVE_SQL, (TEXT_OID,), Bind("", "", (), (name.encode(),), ())
+            )
+            if resolved.error is not None:
+                # E.g. the transaction is aborted: PostgreSQL's own answer is the right one.
+                return Failure(message(b"E", resolved.error), resolved.status)
+            status = resolved.status
+            row = resolved.rows[0] if resolved.rows else None
+            if row is not None and row[0] is not None and row[1] is not None:
+                table = self.tables.get(row[0].decode(), row[1].decode())
+                if table is not None:
+                    synced.append(table)
+        if not synced:
+            return None
+        in_block = status == IN_TRANSACTION
+        try:
+            plan = self._plan(sql, synced[0])
+        except Unsupported as error:
+            return await self._executor.fail(channel, in_block, unsupported_response(error))
+        return await self._executor.execute(
+            channel, plan, in_block, bind, param_types, result_formats
+        )
+
+    def _plan(self, sql: str, table: SyncedTable) -> WritePlan:
+        key = (sql, table.schema, table.name)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = plan_write(sql, table)
+            if len(self._plans) >= PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan

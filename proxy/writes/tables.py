@@ -1,0 +1,218 @@
+"""What the proxy knows about each synced table: its vendor object, its columns as
+PostgreSQL has them, and how columns map to vendor properties. Built once at startup
+from the configuration and the upstream catalog; invalid configuration stops the
+proxy before it accepts a client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSettings
+
+#: Sequin's table names for HubSpot's standard objects.
+HUBSPOT_OBJECTS = {"contact": "contacts", "company": "companies", "deal": "deals"}
+#: Properties HubSpot sets itself.
+HUBSPOT_READ_ONLY = ("createdate", "lastmodifieddate", "hs_object_id")
+#: Properties HubSpot can upsert by (unique per object type).
+HUBSPOT_UPSERT_KEYS = {"contacts": ("email",)}
+ASSOCIATION_PREFIX = "associations_"
+
+
+class ConfigError(ValueError):
+    """The synced-table configuration does not match the database or environment."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type_sql: str
+    generated: bool = False
+
+
+@dataclass(frozen=True)
+class SyncedTable:
+    schema: str
+    name: str
+    connector: str
+    object_type: str
+    id_column: str
+    columns: tuple[Column, ...]
+    properties: Mapping[str, str]  # column -> vendor property, for columns sent to the API
+    read_only: frozenset[str]  # columns the vendor sets (filled from its answers)
+    sync_columns: frozenset[str]  # _sync_* columns present in the table
+    upsert_keys: frozenset[str] = frozenset()
+    association: bool = False
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def writable_columns(self) -> tuple[str, ...]:
+        """Columns an INSERT/UPDATE of the apply step may set."""
+        return tuple(c.name for c in self.columns if not c.generated)
+
+    def property_of(self, column: str) -> str | None:
+        return self.properties.get(column)
+
+    def column_of(self, prop: str) -> str | None:
+        for column, mapped in self.properties.items():
+            if mapped == prop:
+                return column
+        return None
+
+    @property
+    def vendor_columns(self) -> Mapping[str, str]:
+        """Every column filled from the vendor's answer (sent or read-only)."""
+        mapped = dict(self.properties)
+        for column in self.read_only:
+            mapped.setdefault(column, column)
+        return mapped
+
+
+@dataclass
+class SyncedTables:
+    """All synced tables by (schema, name), plus the connector settings."""
+
+    tables: dict[tuple[str, str], SyncedTable] = field(default_factory=dict)
+    connectors: dict[str, ConnectorSettings] = field(default_factory=dict)
+
+    def get(self, schema: str, name: str) -> SyncedTable | None:
+        return self.tables.get((schema, name))
+
+    @property
+    def qualified_names(self) -> list[str]:
+        return [f"{quote_ident(s)}.{quote_ident(n)}" for s, n in self.tables]
+
+    def __bool__(self) -> bool:
+        return bool(self.tables)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier only when PostgreSQL needs it to keep its spelling."""
+    if name and name.isidentifier() and name == name.lower() and name.isascii():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def split_qualified(name: str) -> tuple[str, str]:
+    schema, dot, table = name.partition(".")
+    if not dot or not schema or not table:
+        raise ConfigError(f"synced table {name!r} must be written as schema.table")
+    return schema.strip('"'), table.strip('"')
+
+
+_COLUMNS_SQL = """
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+       a.attgenerated <> '' AS generated
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p') AND (n.nspname = ANY($1::text[])
+   OR (n.nspname || '.' || c.relname) = ANY($2::text[]))
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+
+
+async def load_synced_tables(
+    url: str,
+    connectors: Mapping[str, ConnectorSettings],
+    explicit: Iterable[SyncedTableSettings],
+) -> SyncedTables:
+    """Read the upstream catalog and build the synced-table map, or raise ConfigError."""
+    explicit = list(explicit)
+    for name, settings in connectors.items():
+        if settings.kind != "hubspot":
+            raise ConfigError(
+                f"connector {name!r}: unknown kind {settings.kind!r} (known: hubspot)"
+            )
+        if not os.environ.get(settings.token_env):
+            raise ConfigError(
+                f"connector {name!r}: environment variable {settings.token_env} "
+                "(token_env) is not set"
+            )
+    by_name = {split_qualified(entry.table): entry for entry in explicit}
+    for entry in explicit:
+        if entry.connector not in connectors:
+            raise ConfigError(f"synced table {entry.table}: unknown connector {entry.connector!r}")
+    schemas = {s.schema_name: name for name, s in connectors.items() if s.schema_name}
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(_COLUMNS_SQL, list(schemas), [f"{s}.{t}" for s, t in by_name])
+    finally:
+        await conn.close()
+    columns: dict[tuple[str, str], list[Column]] = {}
+    for schema, table, column, type_sql, generated in rows:
+        columns.setdefault((schema, table), []).append(Column(column, type_sql, generated))
+    result = SyncedTables(connectors=dict(connectors))
+    for key in by_name:
+        if key not in columns:
+            raise ConfigError(f"synced table {key[0]}.{key[1]} does not exist upstream")
+    for key, table_columns in columns.items():
+        entry = by_name.get(key)
+        connector = entry.connector if entry else schemas[key[0]]
+        result.tables[key] = _build_table(key, table_columns, connector, entry)
+    return result
+
+
+def _build_table(
+    key: tuple[str, str],
+    columns: list[Column],
+    connector: str,
+    entry: SyncedTableSettings | None,
+) -> SyncedTable:
+    schema, name = key
+    entry = entry or SyncedTableSettings(table=f"{schema}.{name}", connector=connector)
+    names = {c.name for c in columns}
+    association = name.startswith(ASSOCIATION_PREFIX) and entry.object is None
+    id_column = entry.id_column
+    if not association and id_column not in names:
+        raise ConfigError(
+            f"synced table {schema}.{name} has no id column {id_column!r} "
+            "(set id_column in its [[synced_tables]] entry)"
+        )
+    for option in ("read_only", "local_columns"):
+        for column in getattr(entry, option):
+            if column not in names:
+                raise ConfigError(
+                    f"synced table {schema}.{name}: {option} names unknown column {column!r}"
+                )
+    for column in entry.columns:
+        if column not in names:
+            raise ConfigError(
+                f"synced table {schema}.{name}: columns renames unknown column {column!r}"
+            )
+    object_type = entry.object or HUBSPOT_OBJECTS.get(name, name)
+    read_only = set(entry.read_only) | {c for c in HUBSPOT_READ_ONLY if c in names}
+    sync_columns = frozenset(c for c in SYNC_COLUMNS if c in names)
+    skipped = {id_column, *read_only, *sync_columns, *entry.local_columns}
+    properties = {
+        c.name: entry.columns.get(c.name, c.name)
+        for c in columns
+        if c.name not in skipped and not c.generated
+    }
+    upsert_keys = entry.upsert_keys
+    if upsert_keys is None:
+        vendor_keys = HUBSPOT_UPSERT_KEYS.get(object_type, ())
+        upsert_keys = [c for c, p in properties.items() if p in vendor_keys]
+    return SyncedTable(
+        schema=schema,
+        name=name,
+        connector=connector,
+        object_type=object_type,
+        id_column=id_column,
+        columns=tuple(columns),
+        properties=properties,
+        read_only=frozenset(read_only),
+        sync_columns=sync_columns,
+        upsert_keys=frozenset(upsert_keys),
+        association=association,
+    )
