@@ -56,3 +56,17 @@ def serve(**flags: Any) -> None:
     from proxy.server import serve as run
 
     run(load_settings(**flags))
+
+
+@main.command()
+@click.option("--listen", help="HOST:PORT to accept clients on [env WRITEPROXY_LISTEN].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the embedded PostgreSQL keeps its data [env WRITEPROXY_DATA_DIR].",
+)
+def demo(**flags: Any) -> None:
+    """Embedded PostgreSQL + HubSpot sandbox + proxy, ready for a signup with psql."""
+    from proxy.demo import run_demo
+
+    run_demo(load_settings(**flags).model_copy(update={"upstream_url": None}))
