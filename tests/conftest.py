@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from proxy.embedded import LocalPostgres
-from tests.support import ProxyProcess, pg_bin_for_tests, run_proxy, start_cluster
+from tests.support import (
+    ProxyProcess,
+    Sandbox,
+    free_port,
+    pg_bin_for_tests,
+    run_proxy,
+    start_cluster,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +50,60 @@ def direct_url(pg: LocalPostgres) -> str:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+SYNCED_DB = "synced"
+HUBSPOT_TOKEN_ENV = "WRITEPROXY_TEST_HUBSPOT_TOKEN"
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """The HubSpot sandbox API on a real port."""
+    from proxy.demo import sandbox_process
+
+    with sandbox_process(free_port()) as url:
+        box = Sandbox(url)
+        box.reset()
+        yield box
+
+
+@pytest.fixture(scope="session")
+def synced_url(pg: LocalPostgres) -> str:
+    """A database with the playbook schema (public.users, hubspot.contact, ...)."""
+    import psycopg
+
+    from proxy.demo import schema_sql
+
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SYNCED_DB}")
+        conn.execute(f"CREATE DATABASE {SYNCED_DB}")
+    url = pg.url.rsplit("/", 1)[0] + f"/{SYNCED_DB}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(schema_sql())
+    return url
+
+
+@pytest.fixture(scope="session")
+def synced_proxy(
+    synced_url: str, sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    """A proxy whose ``hubspot`` schema is synced to the sandbox (fast retry waits)."""
+    tmp = tmp_path_factory.mktemp("synced")
+    config = tmp / "writeproxy.toml"
+    config.write_text(
+        f"""
+[connectors.hubspot]
+kind = "hubspot"
+base_url = "{sandbox.base_url}"
+token_env = "{HUBSPOT_TOKEN_ENV}"
+schema = "hubspot"
+backoff_base_s = 0.01
+backoff_cap_s = 0.05
+ten_secondly_wait_s = 0.05
+locked_wait_s = 0.05
+read_timeout_s = 2
+"""
+    )
+    env = {"WRITEPROXY_CONFIG": str(config), HUBSPOT_TOKEN_ENV: "sandbox-token"}
+    with run_proxy(tmp, "--upstream", synced_url, env=env) as process:
+        yield process

@@ -125,3 +125,45 @@ def run_proxy(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+class Sandbox:
+    """The HubSpot sandbox API as the tests see it: state, request log, switches."""
+
+    def __init__(self, base_url: str) -> None:
+        import httpx
+
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=10)
+
+    def objects(self, object_type: str = "contacts") -> list[dict[str, object]]:
+        body = self.http.get(f"/_sandbox/objects/{object_type}").raise_for_status().json()
+        return list(body["results"] if isinstance(body, dict) else body)
+
+    def requests(
+        self, method: str | None = None, path_contains: str = ""
+    ) -> list[dict[str, object]]:
+        body = self.http.get("/_sandbox/requests").raise_for_status().json()
+        return [
+            r
+            for r in body["results"]
+            if (method is None or r["method"] == method) and path_contains in str(r["path"])
+        ]
+
+    def vendor_requests(self) -> list[dict[str, object]]:
+        """Requests to HubSpot's own API (not the sandbox's control endpoints)."""
+        return [r for r in self.requests() if str(r["path"]).startswith("/crm/")]
+
+    def reset(self) -> None:
+        from proxy.demo import SANDBOX_TOKEN, register_properties
+
+        self.http.post("/_sandbox/reset").raise_for_status()
+        self.http.delete("/_sandbox/faults").raise_for_status()
+        register_properties(self.base_url, SANDBOX_TOKEN)
+        self.http.delete("/_sandbox/requests").raise_for_status()
+
+    def configure(self, **switches: object) -> None:
+        self.http.post("/_sandbox/config", json=switches).raise_for_status()
+
+    def fault(self, **spec: object) -> None:
+        self.http.post("/_sandbox/faults", json=spec).raise_for_status()

@@ -1,0 +1,67 @@
+"""Helpers for synced-write tests: a clean slate per test and the no-drift invariant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from tests.support import ProxyProcess, Sandbox
+
+#: Local synced table, vendor object type, and the columns compared for drift.
+SYNCED = [
+    ("contact", "contacts", ("email", "firstname", "lastname", "phone", "company")),
+    ("deal", "deals", ("dealname", "dealstage", "pipeline")),
+]
+
+
+@dataclass
+class Harness:
+    proxy: ProxyProcess
+    direct_url: str
+    sandbox: Sandbox
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url(db="synced")
+
+    def local(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.direct_url, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def clean(direct_url: str, sandbox: Sandbox) -> None:
+    sandbox.reset()
+    with psycopg.connect(direct_url, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE hubspot.contact, hubspot.deal, hubspot.associations_contact_deal, "
+            "public.users, public.orgs RESTART IDENTITY CASCADE"
+        )
+
+
+def assert_no_drift(direct_url: str, sandbox: Sandbox) -> None:
+    """The invariant after every synced-write test: the local synced tables and the
+    vendor hold exactly the same objects with the same values."""
+    with psycopg.connect(direct_url, autocommit=True) as conn:
+        for table, object_type, columns in SYNCED:
+            rows = conn.execute(f"SELECT id, {', '.join(columns)} FROM hubspot.{table}").fetchall()
+            local = {
+                row[0]: {c: _norm(v) for c, v in zip(columns, row[1:], strict=True)} for row in rows
+            }
+            remote = {
+                str(obj["id"]): {c: _norm(obj["properties"].get(c)) for c in columns}  # type: ignore[index, union-attr]
+                for obj in sandbox.objects(object_type)
+            }
+            assert local == remote, f"drift in {table}: local={local} vendor={remote}"
+
+
+def _norm(value: object) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def harness(proxy: ProxyProcess, direct_url: str, sandbox: Sandbox) -> Iterator[Harness]:
+    clean(direct_url, sandbox)
+    yield Harness(proxy, direct_url, sandbox)
+    assert_no_drift(direct_url, sandbox)
