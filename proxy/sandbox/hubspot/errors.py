@@ -25,7 +25,6 @@ class HubSpotError(Exception):
     category: str
     errors: list[dict[str, object]] = field(default_factory=list)
     context: dict[str, list[str]] = field(default_factory=dict)
-    sub_category: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -55,8 +54,6 @@ class HubSpotError(Exception):
 
     def _details(self) -> dict[str, object]:
         details: dict[str, object] = {}
-        if self.sub_category:
-            details["subCategory"] = self.sub_category
         if self.context:
             details["context"] = dict(self.context)
         if self.errors:

@@ -133,7 +133,7 @@ class Store:
                 raise errors.not_found(key)
             return found
 
-    def list(self, type_name: str, *, archived: bool = False) -> list[CrmObject]:
+    def objects(self, type_name: str, *, archived: bool = False) -> list[CrmObject]:
         with self._lock:
             objects = self._objects[self.schema(type_name).info.name].values()
             chosen = [o for o in objects if (o.archived_at is not None) == archived]
@@ -154,8 +154,11 @@ class Store:
         self, type_name: str, inputs: Sequence[WriteInput], multi_status: bool
     ) -> BatchResult:
         schema = self.schema(type_name)
-        return self._run(inputs, lambda item, claims: self._plan_create(schema, item, claims),
-                         multi_status)  # fmt: skip
+
+        def plan(item: WriteInput, claims: _Claims) -> Apply:
+            return self._plan_create(schema, item, claims)
+
+        return self._run(inputs, plan, multi_status)
 
     def update(
         self, type_name: str, inputs: Sequence[WriteInput], multi_status: bool
@@ -166,7 +169,7 @@ class Store:
         def plan(item: WriteInput, claims: _Claims) -> Apply:
             target = self._lookup(schema, item.id or "", item.id_property)
             if target is None:
-                raise errors.missing_ids(schema.info.singular, "update", [item.id or ""])
+                raise errors.not_found(item.id or "")
             return self._plan_update(schema, target, item, claims, new=None)
 
         return self._run(inputs, plan, multi_status)
@@ -187,8 +190,9 @@ class Store:
             target = self._lookup(schema, item.id or "", prop)
             if target is not None:
                 return self._plan_update(schema, target, item, claims, new=False)
-            props = dict(item.properties) if isinstance(item.properties, Mapping) else {}
-            props[prop] = item.id
+            props = item.properties
+            if isinstance(props, Mapping):
+                props = {**props, prop: item.id}
             created = self._plan_create(schema, WriteInput(props, trace_id=item.trace_id), claims)
             return lambda: _mark_new(created())
 
@@ -231,7 +235,7 @@ class Store:
         with self._lock:
             source = self.get(from_type, from_id)
             ta, tb = self.schema(from_type).info.name, self.schema(to_type).info.name
-            live = {o.id for o in self.list(tb)}
+            live = {o.id for o in self.objects(tb)}
             grouped: dict[str, list[int]] = {}
             for edge in sorted(self._edges):
                 if (edge.from_type, edge.from_id, edge.to_type) == (ta, source.id, tb) and (
@@ -344,6 +348,13 @@ def _reject_duplicate_ids(ids: Sequence[str]) -> None:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise errors.bad_request(f"Duplicate IDs found in batch input: {duplicates}")
+
+
+def single(result: BatchResult) -> Written:
+    """The one outcome of a single-object write; its error, if any, is raised."""
+    if result.errors:
+        raise result.errors[0][0]
+    return result.written[0]
 
 
 def check_batch_size(inputs: Sequence[object]) -> None:

@@ -1,0 +1,254 @@
+"""The vendor-neutral contract between the write executor and a vendor connector.
+
+A connector turns row images into vendor API calls and vendor answers into row values
+and typed errors. Multi-row calls are split into vendor batches by the connector; each
+batch is announced to the caller's `CallHooks` before it is sent and after it is
+answered, so the executor can journal every call durably before it happens.
+
+Compensation when a multi-row call fails part-way (the first failure is raised, with
+`input_index` naming its row):
+* objects the call created (creates, and upserts that created) are archived by the
+  connector; those archive calls are announced with `compensation=True`.
+* old values it never saw cannot be restored by the connector: ids it updated are
+  listed in `ApiError.applied` (as are created ids whose archive failed), and the caller
+  restores them from its old row images. When `retry_safe` is False the failing call
+  itself may also have been applied: its inputs are in the announced `VendorCall`.
+* archive is not undoable through the API: callers defer it to commit time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Protocol
+
+
+class ErrorKind(StrEnum):
+    DUPLICATE = "duplicate"
+    NOT_NULL = "not_null"
+    INVALID_VALUE = "invalid_value"
+    UNKNOWN_PROPERTY = "unknown_property"
+    READ_ONLY_PROPERTY = "read_only_property"
+    NOT_FOUND = "not_found"
+    AUTH = "auth"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    UNSUPPORTED = "unsupported"
+
+
+SQLSTATE: dict[ErrorKind, str] = {
+    ErrorKind.DUPLICATE: "23505",  # unique_violation
+    ErrorKind.NOT_NULL: "23502",  # not_null_violation
+    ErrorKind.INVALID_VALUE: "23514",  # check_violation
+    ErrorKind.UNKNOWN_PROPERTY: "42703",  # undefined_column
+    ErrorKind.READ_ONLY_PROPERTY: "42501",  # insufficient_privilege
+    ErrorKind.NOT_FOUND: "P0002",  # no_data_found
+    ErrorKind.AUTH: "28000",  # invalid_authorization_specification
+    ErrorKind.FORBIDDEN: "42501",  # insufficient_privilege
+    ErrorKind.RATE_LIMITED: "53400",  # configuration_limit_exceeded
+    ErrorKind.UNAVAILABLE: "57P03",  # cannot_connect_now
+    ErrorKind.OUTCOME_UNKNOWN: "08007",  # transaction_resolution_unknown
+    ErrorKind.UNSUPPORTED: "0A000",  # feature_not_supported
+}
+
+_HINTS: dict[ErrorKind, str] = {
+    ErrorKind.RATE_LIMITED: "The vendor's rate limit was reached; nothing was applied, so the "
+    "statement is safe to retry later.",
+    ErrorKind.UNAVAILABLE: "The vendor API is unavailable; retry the statement later.",
+    ErrorKind.OUTCOME_UNKNOWN: "The vendor may or may not have applied the change; the write "
+    "journal will resolve it. Do not blindly retry.",
+    ErrorKind.AUTH: "Check the API token configured for this synced table.",
+    ErrorKind.FORBIDDEN: "The API token lacks a scope needed for this write.",
+}
+
+
+@dataclass(eq=False)
+class ApiError(Exception):
+    """A vendor call that did not succeed, carrying what a Postgres ErrorResponse needs."""
+
+    kind: ErrorKind
+    message: str  # the vendor's own message
+    http_status: int | None = None
+    vendor_request_id: str | None = None  # e.g. HubSpot's correlationId
+    vendor_code: str | None = None  # e.g. "CONFLICT", "PROPERTY_DOESNT_EXIST"
+    column: str | None = None  # the property the vendor blamed, when it named one
+    existing_id: str | None = None  # the conflicting object, for duplicates
+    retry_safe: bool = True  # True: the vendor definitely did not apply anything
+    input_index: int | None = None  # which of the caller's rows failed, when known
+    # Objects this call changed and did not undo; the caller must compensate them.
+    applied: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def sqlstate(self) -> str:
+        return SQLSTATE[self.kind]
+
+    @property
+    def detail(self) -> str:
+        parts = []
+        if self.existing_id is not None:
+            parts.append(f"Existing object id: {self.existing_id}.")
+        if self.input_index is not None:
+            parts.append(f"Failed row: {self.input_index + 1}.")
+        if self.applied:
+            parts.append(f"Left applied: {', '.join(self.applied)}.")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}.")
+        if self.vendor_request_id:
+            parts.append(f"Vendor request id: {self.vendor_request_id}.")
+        return " ".join(parts)
+
+    @property
+    def hint(self) -> str | None:
+        return _HINTS.get(self.kind)
+
+    def for_row(self, index: int | None, applied: Sequence[str] = ()) -> ApiError:
+        """A copy naming the failing row of the caller's call and what stayed applied."""
+        return replace(
+            self,
+            input_index=index,
+            applied=tuple(applied),
+            retry_safe=self.retry_safe and not applied,
+        )
+
+
+@dataclass(frozen=True)
+class ApiObject:
+    """A vendor object as the API returned it; values are SQL-ready text or None."""
+
+    id: str
+    properties: dict[str, str | None]
+    created_at: str
+    updated_at: str
+    # Upserts only: True created, False updated, None unknown (an ambiguous first
+    # attempt was retried, so it may have been created by that attempt).
+    created: bool | None = None
+
+
+class Operation(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UPSERT = "upsert"
+    ARCHIVE = "archive"
+
+
+@dataclass(frozen=True)
+class VendorCall:
+    """One vendor request, described before it is sent (the unit the journal records)."""
+
+    operation: Operation
+    object_type: str
+    # The inputs as encoded for the wire (HubSpot: {properties}, {id, properties},
+    # {id, idProperty, properties} or {id}); enough to replay or resolve the call.
+    inputs: tuple[Mapping[str, object], ...]
+    first_index: int = 0  # index of inputs[0] among the caller's rows
+    compensation: bool = False
+    call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def trace_id(self, offset: int) -> str:
+        """A per-input id unique across calls, echoed back by vendors that support it."""
+        return f"{self.call_id}:{self.first_index + offset}"
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """Per-input results in input order (empty for archives), or a whole-call error."""
+
+    results: tuple[ApiObject | ApiError, ...] = ()
+    error: ApiError | None = None
+
+
+class CallHooks(Protocol):
+    async def before_send(self, call: VendorCall) -> None: ...
+
+    async def after_send(self, call: VendorCall, outcome: CallOutcome) -> None: ...
+
+
+class NoHooks:
+    async def before_send(self, call: VendorCall) -> None:
+        return None
+
+    async def after_send(self, call: VendorCall, outcome: CallOutcome) -> None:
+        return None
+
+
+Row = Mapping[str, object]
+
+
+class Connector(Protocol):
+    async def create(
+        self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
+    ) -> list[ApiObject]: ...
+
+    async def update(
+        self,
+        object_type: str,
+        changes: Sequence[tuple[str, Row]],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]: ...
+
+    async def upsert(
+        self,
+        object_type: str,
+        id_property: str,
+        rows: Sequence[Row],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]: ...
+
+    async def archive(
+        self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
+    ) -> None: ...
+
+    async def get(
+        self,
+        object_type: str,
+        object_id: str,
+        *,
+        id_property: str | None = None,
+        properties: Sequence[str] | None = None,
+    ) -> ApiObject | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def plan_batches(
+    operation: Operation,
+    object_type: str,
+    inputs: Sequence[Mapping[str, object]],
+    batch_size: int,
+    *,
+    compensation: bool = False,
+) -> Iterator[VendorCall]:
+    """Split a statement's inputs into vendor calls of at most `batch_size` inputs."""
+    for start in range(0, len(inputs), batch_size):
+        yield VendorCall(
+            operation,
+            object_type,
+            tuple(inputs[start : start + batch_size]),
+            first_index=start,
+            compensation=compensation,
+        )
+
+
+__all__ = [
+    "SQLSTATE",
+    "ApiError",
+    "ApiObject",
+    "CallHooks",
+    "CallOutcome",
+    "Connector",
+    "ErrorKind",
+    "NoHooks",
+    "Operation",
+    "Row",
+    "VendorCall",
+    "plan_batches",
+]

@@ -1,0 +1,292 @@
+"""HubSpot CRM v3 objects behind the vendor-neutral `Connector` interface.
+
+Single-input calls use the single-object endpoints; larger ones the batch endpoints
+(≤100 inputs). Batch creates and upserts carry an `objectWriteTraceId` per input, which
+makes HubSpot answer 207 per input instead of rejecting the whole batch, and lets us
+match results to inputs (HubSpot does not promise result order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote
+
+from ..base import (
+    ApiError,
+    ApiObject,
+    CallHooks,
+    CallOutcome,
+    ErrorKind,
+    NoHooks,
+    Operation,
+    Row,
+    VendorCall,
+    plan_batches,
+)
+from .client import HubSpotClient, Reply
+from .codec import decode_properties, encode_properties
+from .errors import parse_error
+from .settings import HubSpotSettings
+
+_TRACED = (Operation.CREATE, Operation.UPSERT)
+
+
+class HubSpotConnector:
+    def __init__(self, settings: HubSpotSettings) -> None:
+        self._batch_size = settings.batch_size
+        self._client = HubSpotClient(settings)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def create(
+        self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
+    ) -> list[ApiObject]:
+        inputs = [{"properties": _encode(row, i, clearing=False)} for i, row in enumerate(rows)]
+        return await self._write(Operation.CREATE, object_type, inputs, hooks)
+
+    async def update(
+        self,
+        object_type: str,
+        changes: Sequence[tuple[str, Row]],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]:
+        inputs = [
+            {"id": str(object_id), "properties": _encode(row, i, clearing=True)}
+            for i, (object_id, row) in enumerate(changes)
+        ]
+        return await self._write(Operation.UPDATE, object_type, inputs, hooks)
+
+    async def upsert(
+        self,
+        object_type: str,
+        id_property: str,
+        rows: Sequence[Row],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]:
+        """Create-or-update keyed by a unique property (e.g. contacts' `email`)."""
+        inputs = []
+        for i, row in enumerate(rows):
+            properties = _encode(row, i, clearing=True)
+            if not properties.get(id_property):
+                raise ApiError(
+                    ErrorKind.NOT_NULL,
+                    f"an upsert needs a value for {id_property}",
+                    column=id_property,
+                    input_index=i,
+                )
+            inputs.append(
+                {"id": properties[id_property], "idProperty": id_property, "properties": properties}
+            )
+        return await self._write(Operation.UPSERT, object_type, inputs, hooks)
+
+    async def archive(
+        self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
+    ) -> None:
+        await self._archive(object_type, ids, hooks or NoHooks(), compensation=False)
+
+    async def get(
+        self,
+        object_type: str,
+        object_id: str,
+        *,
+        id_property: str | None = None,
+        properties: Sequence[str] | None = None,
+    ) -> ApiObject | None:
+        """The live object, or None if HubSpot has no such (non-archived) object."""
+        params = {"idProperty": id_property} if id_property else {}
+        if properties:
+            params["properties"] = ",".join(properties)
+        try:
+            reply = await self._client.request(
+                "GET",
+                f"{_base(object_type)}/{quote(str(object_id), safe='')}",
+                object_type=object_type,
+                idempotent=True,
+                params=params,
+            )
+        except ApiError as exc:
+            if exc.kind is ErrorKind.NOT_FOUND:
+                return None
+            raise
+        return _to_object(reply.body)
+
+    # -- the batch driver ------------------------------------------------------------
+
+    async def _write(
+        self,
+        operation: Operation,
+        object_type: str,
+        inputs: Sequence[Mapping[str, object]],
+        hooks: CallHooks | None,
+    ) -> list[ApiObject]:
+        """Send batch after batch; on the first failure undo this call's creations and
+        raise that failure, naming the row and whatever stays applied."""
+        hooks = hooks or NoHooks()
+        done: list[ApiObject] = []
+        for call in plan_batches(operation, object_type, inputs, self._batch_size):
+            outcome = await self._send(call, hooks)
+            done += [r for r in outcome.results if isinstance(r, ApiObject)]
+            failure, index = _first_failure(call, outcome)
+            if failure is not None:
+                left = await self._undo(operation, object_type, done, hooks)
+                raise failure.for_row(index, applied=left)
+        return done
+
+    async def _undo(
+        self, operation: Operation, object_type: str, done: list[ApiObject], hooks: CallHooks
+    ) -> list[str]:
+        """Archive the objects this call created; return the ids left changed."""
+        created = [o.id for o in done if operation is Operation.CREATE or o.created]
+        left = [o.id for o in done if o.id not in created]
+        if created:
+            try:
+                await self._archive(object_type, created, hooks, compensation=True)
+            except ApiError:
+                left += created
+        return left
+
+    async def _archive(
+        self, object_type: str, ids: Sequence[str], hooks: CallHooks, *, compensation: bool
+    ) -> None:
+        inputs = [{"id": str(object_id)} for object_id in ids]
+        archived: list[str] = []
+        for call in plan_batches(
+            Operation.ARCHIVE, object_type, inputs, self._batch_size, compensation=compensation
+        ):
+            outcome = await self._send(call, hooks)
+            if outcome.error is not None:
+                raise outcome.error.for_row(_whole_call_index(call), applied=archived)
+            archived += [str(item["id"]) for item in call.inputs]
+
+    async def _send(self, call: VendorCall, hooks: CallHooks) -> CallOutcome:
+        await hooks.before_send(call)
+        try:
+            outcome = await self._dispatch(call)
+        except ApiError as error:
+            outcome = CallOutcome(error=error)
+        await hooks.after_send(call, outcome)
+        return outcome
+
+    async def _dispatch(self, call: VendorCall) -> CallOutcome:
+        operation, base = call.operation, _base(call.object_type)
+        items: list[Mapping[str, object]] = [dict(i) for i in call.inputs]
+
+        async def send(method: str, path: str, body: object = None) -> Reply:
+            return await self._client.request(
+                method,
+                path,
+                object_type=call.object_type,
+                idempotent=operation is not Operation.CREATE,
+                json=body,
+            )
+
+        if len(items) == 1 and operation is not Operation.UPSERT:
+            item = items[0]
+            path = f"{base}/{quote(str(item.get('id', '')), safe='')}"
+            match operation:
+                case Operation.CREATE:
+                    reply = await send("POST", base, {"properties": item["properties"]})
+                case Operation.UPDATE:
+                    reply = await send("PATCH", path, {"properties": item["properties"]})
+                case _:
+                    await send("DELETE", path)
+                    return CallOutcome()
+            return CallOutcome(results=(_to_object(reply.body),))
+        if operation in _TRACED:
+            items = [
+                {**item, "objectWriteTraceId": call.trace_id(i)} for i, item in enumerate(items)
+            ]
+        reply = await send("POST", f"{base}/batch/{operation.value}", {"inputs": items})
+        if operation is Operation.ARCHIVE:
+            return CallOutcome()
+        return CallOutcome(results=_match_results(call, reply))
+
+
+def _base(object_type: str) -> str:
+    return f"/crm/v3/objects/{quote(object_type, safe='')}"
+
+
+def _encode(row: Row, index: int, *, clearing: bool) -> dict[str, str]:
+    try:
+        return encode_properties(row, clearing=clearing)
+    except ApiError as exc:
+        raise exc.for_row(index) from None
+
+
+def _to_object(raw: Mapping[str, object], created: bool | None = None) -> ApiObject:
+    properties = raw.get("properties")
+    return ApiObject(
+        id=str(raw["id"]),
+        properties=decode_properties(properties if isinstance(properties, Mapping) else {}),
+        created_at=str(raw.get("createdAt", "")),
+        updated_at=str(raw.get("updatedAt", "")),
+        created=created,
+    )
+
+
+def _whole_call_index(call: VendorCall) -> int | None:
+    return call.first_index if len(call.inputs) == 1 else None
+
+
+def _first_failure(call: VendorCall, outcome: CallOutcome) -> tuple[ApiError | None, int | None]:
+    if outcome.error is not None:
+        return outcome.error, _whole_call_index(call)
+    for offset, result in enumerate(outcome.results):
+        if isinstance(result, ApiError):
+            return result, call.first_index + offset
+    return None, None
+
+
+def _match_results(call: VendorCall, reply: Reply) -> tuple[ApiObject | ApiError, ...]:
+    """Per-input results in input order: by trace id (create/upsert) or object id
+    (update); anything HubSpot did not label is matched in order."""
+    count = len(call.inputs)
+    by_trace = {call.trace_id(i): i for i in range(count)}
+    by_id = (
+        {str(item["id"]): i for i, item in enumerate(call.inputs)}
+        if call.operation is Operation.UPDATE
+        else {}
+    )
+    keyed: dict[int, ApiObject | ApiError] = {}
+    loose: list[ApiObject | ApiError] = []
+    for raw in _list(reply.body, "results"):
+        new = raw.get("new")
+        created = True if new is True else (None if reply.ambiguous_retry else False)
+        obj = _to_object(raw, created if call.operation is Operation.UPSERT else None)
+        index = by_trace.get(str(raw.get("objectWriteTraceId")), by_id.get(obj.id))
+        _place(keyed, loose, [] if index is None else [index], obj)
+    for entry in _list(reply.body, "errors"):
+        error = parse_error(
+            reply.status, entry, object_type=call.object_type, correlation_id=reply.correlation_id
+        )
+        context = entry.get("context")
+        context = context if isinstance(context, Mapping) else {}
+        traces = [by_trace[t] for t in context.get("objectWriteTraceId") or [] if t in by_trace]
+        ids = [by_id[i] for i in context.get("ids") or [] if i in by_id]
+        _place(keyed, loose, traces + ids, error)
+    missing = ApiError(
+        ErrorKind.OUTCOME_UNKNOWN, "HubSpot returned no result for this input", retry_safe=False
+    )
+    return tuple(
+        keyed[i] if i in keyed else (loose.pop(0) if loose else missing) for i in range(count)
+    )
+
+
+def _place(
+    keyed: dict[int, ApiObject | ApiError],
+    loose: list[ApiObject | ApiError],
+    indices: list[int],
+    result: ApiObject | ApiError,
+) -> None:
+    for index in indices:
+        keyed[index] = result
+    if not indices:
+        loose.append(result)
+
+
+def _list(body: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
+    value = body.get(key)
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []

@@ -1,0 +1,62 @@
+"""Pacing per credential, so we stay under the vendor's limit instead of collecting 429s.
+
+HubSpot's burst limit is a *rolling* window (at most N requests in any 10 s). A token
+bucket of the same rate can send up to 2N in one window (a full bucket plus its refill),
+so this limiter counts the requests of the last window instead. A request occupies its
+slot from send until one window after its answer: the vendor saw it arrive before we saw
+the answer, so our window always covers the vendor's, whatever the network jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+
+class RollingWindowLimiter:
+    def __init__(self, max_requests: int, interval_s: float) -> None:
+        self._max = max_requests
+        self._interval_s = interval_s
+        self._answered: deque[float] = deque()
+        self._in_flight = 0
+        self._changed = asyncio.Condition()
+
+    def _expire(self, now: float) -> None:
+        while self._answered and self._answered[0] <= now - self._interval_s:
+            self._answered.popleft()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one request's place in the window while it is sent and answered."""
+        async with self._changed:
+            while True:
+                now = time.monotonic()
+                self._expire(now)
+                if len(self._answered) + self._in_flight < self._max:
+                    break
+                wake = self._answered[0] + self._interval_s - now if self._answered else None
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wake)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._in_flight -= 1
+                self._answered.append(time.monotonic())
+                self._changed.notify_all()
+
+    def observe(self, limit: int | None, remaining: int | None, interval_s: float | None) -> None:
+        """Adopt the vendor's window from its headers, and never believe we have more
+        room than it says remains (other clients of the account spend from it too)."""
+        if limit and interval_s:
+            self._max, self._interval_s = limit, interval_s
+        if remaining is None:
+            return
+        now = time.monotonic()
+        self._expire(now)
+        surplus = (self._max - len(self._answered) - self._in_flight) - remaining
+        self._answered.extend([now] * max(0, surplus))
