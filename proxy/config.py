@@ -31,8 +31,9 @@ def _default_data_dir() -> Path:
 def parse_listen(value: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (all interfaces)."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen address must be HOST:PORT, got {value!r}")
+    # Port 0 would give every worker a different random port, and no way to know them.
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"listen address must be HOST:PORT with PORT 1-65535, got {value!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
 

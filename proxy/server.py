@@ -170,8 +170,9 @@ def serve(settings: Settings) -> None:
             settings = settings.model_copy(update={"upstream_url": url})
         upstream = settings.upstream
         tables = load_tables(settings)
+        url_host = f"[{host}]" if ":" in host else host  # IPv6 needs brackets in a URL
         client_url = (
-            f"postgresql://{upstream.user or 'postgres'}@{host}:{port}/"
+            f"postgresql://{upstream.user or 'postgres'}@{url_host}:{port}/"
             f"{upstream.database or 'postgres'}"
         )
         print(

@@ -30,6 +30,7 @@ from proxy.wire.framing import (
     MAX_AUTH_MESSAGE,
     MAX_SMALL_MESSAGE,
     MAX_STARTUP_PACKET,
+    frame_problem,
     message,
 )
 from proxy.wire.messages import extended
@@ -323,7 +324,7 @@ class ClientSession(asyncio.Protocol):
                 or (length > MAX_SMALL_MESSAGE and kind in FRONTEND_SMALL_TYPES)
             ):
                 self._forward(data, pos, syncs)
-                self._fail(self._invalid_message(kind, length))
+                self._fail(protocol_violation(frame_problem(kind, length, limit) or ""))
                 return
             end = pos + 1 + length
             if end > n:
@@ -403,13 +404,16 @@ class ClientSession(asyncio.Protocol):
                 unsynced, self._unsynced = self._unsynced, []
                 await interceptor.drain_unsynced(unsynced)
                 while self._state is State.READY:
+                    if len(self._buf) >= 5:
+                        kind_byte, length = HEADER.unpack_from(self._buf, 0)
+                        problem = frame_problem(kind_byte[0], length, self._max_message)
+                        if problem is not None:
+                            self._fail(protocol_violation(problem))
+                            return
                     item = next_message(self._buf)
                     if item is None:
                         break
                     kind, raw = item
-                    if kind not in FRONTEND_READY_TYPES:
-                        self._fail(self._invalid_message(kind, len(raw) - 1))
-                        return
                     if not await interceptor.process(kind, raw):
                         break
             finally:
@@ -441,11 +445,6 @@ class ClientSession(asyncio.Protocol):
         assert upstream is not None and upstream.transport is not None
         upstream.transport.write(data if end == len(data) else data[:end])
         self.pending_syncs += syncs
-
-    def _invalid_message(self, kind: int, length: int) -> bytes:
-        if kind not in FRONTEND_READY_TYPES:
-            return protocol_violation(f"invalid frontend message type {kind}")
-        return protocol_violation(f"invalid message length {length}")
 
     # -- control ------------------------------------------------------------
 

@@ -19,10 +19,20 @@ MAX_SMALL_MESSAGE = 10_000
 #: During authentication a client may only answer with PasswordMessage-family 'p'.
 FRONTEND_AUTH_TYPES = frozenset(b"p")
 
-#: PostgreSQL's own cap on a startup packet (MAX_STARTUP_PACKET_LENGTH).
-MAX_STARTUP_PACKET = 10_000
+#: PostgreSQL's own cap on a startup packet: MAX_STARTUP_PACKET_LENGTH (10000) does
+#: not count the 4-byte length word, which this does.
+MAX_STARTUP_PACKET = 10_000 + 4
 #: PostgreSQL caps authentication messages (PQ_SMALL_MESSAGE_LIMIT) the same way.
 MAX_AUTH_MESSAGE = 10_000
+
+
+def frame_problem(kind: int, length: int, limit: int) -> str | None:
+    """Why PostgreSQL would reject a client frame in an established session, if it would."""
+    if kind not in FRONTEND_READY_TYPES:
+        return f"invalid frontend message type {kind}"
+    if not 4 <= length <= limit or (length > MAX_SMALL_MESSAGE and kind in FRONTEND_SMALL_TYPES):
+        return f"invalid message length {length}"
+    return None
 
 
 def message(kind: bytes, body: bytes = b"") -> bytes:
