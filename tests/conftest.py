@@ -80,6 +80,8 @@ def synced_url(pg: LocalPostgres) -> str:
     url = pg.url.rsplit("/", 1)[0] + f"/{SYNCED_DB}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(schema_sql())
+        # An auto-updatable view over a synced table: writes through it must be refused.
+        conn.execute("CREATE VIEW public.contact_emails AS SELECT id, email FROM hubspot.contact")
     return url
 
 

@@ -125,3 +125,38 @@ async def test_asyncpg_prepared_insert(hs: Harness) -> None:
         assert await conn.fetchval("SELECT count(*) FROM hubspot.contact") == 3
     finally:
         await conn.close()
+
+
+def test_writes_through_a_view_of_a_synced_table_are_refused(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('v@example.com')")
+        hs.sandbox.http.delete("/_sandbox/requests")
+        assert conn.execute("SELECT email FROM contact_emails").fetchall() == [("v@example.com",)]
+        for statement in (
+            "INSERT INTO contact_emails (id, email) VALUES ('1', 'w@example.com')",
+            "UPDATE public.contact_emails SET email = 'x@example.com'",
+            "DELETE FROM contact_emails",
+        ):
+            with pytest.raises(psycopg.errors.FeatureNotSupported) as info:
+                conn.execute(statement)
+            assert "hubspot.contact" in str(info.value)
+            assert info.value.diag.message_hint
+    assert hs.sandbox.vendor_requests() == []
+
+
+def test_unnamed_statement_reused_across_synced_executions(hs: Harness) -> None:
+    """The proxy's own statements must not replace the client's unnamed statement."""
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        pgconn = conn.pgconn
+        prepared = pgconn.prepare(
+            b"", b"INSERT INTO hubspot.contact (email) VALUES ($1) RETURNING email"
+        )
+        assert prepared.status == psycopg.pq.ExecStatus.COMMAND_OK
+        for email in (b"one@example.com", b"two@example.com"):
+            result = pgconn.exec_prepared(b"", [email])
+            assert result.status == psycopg.pq.ExecStatus.TUPLES_OK, result.error_message
+            assert result.get_value(0, 0) == email
+    assert sorted(o["properties"]["email"] for o in hs.sandbox.objects()) == [  # type: ignore[index]
+        "one@example.com",
+        "two@example.com",
+    ]

@@ -19,6 +19,7 @@ from proxy.wire.messages.error_response import parse_fields
 from proxy.wire.messages.parse import Parse
 
 ASYNC_KINDS = frozenset(b"NAS")
+INTERNAL = "writeproxy_internal"
 ERROR = ord("E")
 READY = ord("Z")
 
@@ -91,11 +92,15 @@ class UpstreamChannel:
         explicit transaction block here, so Sync does not commit)."""
         values = bind.values if bind is not None else ()
         formats = bind.param_formats if bind is not None else ()
+        # A named statement and portal of the proxy's own, so that the client's unnamed
+        # statement survives (closing an absent one is not an error).
         self.send(
-            Parse("", sql, tuple(param_types)).encode()
-            + Bind("", "", formats, values, tuple(result_formats)).encode()
-            + extended.describe_portal()
-            + extended.execute()
+            extended.close_statement(INTERNAL)
+            + extended.close_portal(INTERNAL)
+            + Parse(INTERNAL, sql, tuple(param_types)).encode()
+            + Bind(INTERNAL, INTERNAL, formats, values, tuple(result_formats)).encode()
+            + extended.describe_portal(INTERNAL)
+            + extended.execute(INTERNAL)
             + extended.SYNC
         )
         return await self._collect(Result())

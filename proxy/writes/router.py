@@ -48,6 +48,7 @@ class WriteRouter:
         """Execute ``sql`` as a synced write; None when, resolved against the
         session's search_path, it does not write a synced table after all."""
         synced: list[SyncedTable] = []
+        indirect: list[tuple[str, SyncedTable]] = []
         status = 0
         for target in {(t.schema, t.name) for t in classification.targets}:
             name = quote_ident(target[1])
@@ -62,13 +63,24 @@ class WriteRouter:
             status = resolved.status
             row = resolved.rows[0] if resolved.rows else None
             if row is not None and row[0] is not None and row[1] is not None:
-                table = self.tables.get(row[0].decode(), row[1].decode())
+                schema, name = row[0].decode(), row[1].decode()
+                table = self.tables.get(schema, name)
                 if table is not None:
                     synced.append(table)
-        if not synced:
+                elif (behind := self.tables.dependent(schema, name)) is not None:
+                    indirect.append((f"{schema}.{name}", behind))
+        if not synced and not indirect:
             return None
         in_block = status == IN_TRANSACTION
         try:
+            if indirect:
+                relation, behind = indirect[0]
+                raise Unsupported(
+                    f"writing {relation} is not supported: its view or rule definition "
+                    f"involves the synced table {behind.display}, which the proxy cannot "
+                    "follow",
+                    f"Write to {behind.display} directly.",
+                )
             plan = self._plan(sql, synced[0])
         except Unsupported as error:
             return await self._executor.fail(channel, in_block, unsupported_response(error))

@@ -84,13 +84,20 @@ class SyncedTables:
 
     tables: dict[tuple[str, str], SyncedTable] = field(default_factory=dict)
     connectors: dict[str, ConnectorSettings] = field(default_factory=dict)
+    #: Views and rule-bearing relations whose rules reference a synced table: a write
+    #: to them would reach the synced table behind the proxy's back.
+    dependents: dict[tuple[str, str], SyncedTable] = field(default_factory=dict)
 
     def get(self, schema: str, name: str) -> SyncedTable | None:
         return self.tables.get((schema, name))
 
+    def dependent(self, schema: str, name: str) -> SyncedTable | None:
+        return self.dependents.get((schema, name))
+
     @property
     def qualified_names(self) -> list[str]:
-        return [f"{quote_ident(s)}.{quote_ident(n)}" for s, n in self.tables]
+        """Every relation a write to which concerns the proxy."""
+        return [f"{quote_ident(s)}.{quote_ident(n)}" for s, n in (*self.tables, *self.dependents)]
 
     def __bool__(self) -> bool:
         return bool(self.tables)
@@ -122,6 +129,19 @@ ORDER BY n.nspname, c.relname, a.attnum
 """
 
 
+_DEPENDENTS_SQL = """
+SELECT DISTINCT vn.nspname, v.relname, tn.nspname, t.relname
+FROM pg_rewrite r
+JOIN pg_class v ON v.oid = r.ev_class
+JOIN pg_namespace vn ON vn.oid = v.relnamespace
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid
+JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE t.relkind IN ('r', 'p') AND (tn.nspname = ANY($1::text[])
+   OR (tn.nspname || '.' || t.relname) = ANY($2::text[]))
+"""
+
+
 async def load_synced_tables(
     url: str,
     connectors: Mapping[str, ConnectorSettings],
@@ -146,7 +166,9 @@ async def load_synced_tables(
     schemas = {s.schema_name: name for name, s in connectors.items() if s.schema_name}
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(_COLUMNS_SQL, list(schemas), [f"{s}.{t}" for s, t in by_name])
+        names = [f"{s}.{t}" for s, t in by_name]
+        rows = await conn.fetch(_COLUMNS_SQL, list(schemas), names)
+        dependent_rows = await conn.fetch(_DEPENDENTS_SQL, list(schemas), names)
     finally:
         await conn.close()
     columns: dict[tuple[str, str], list[Column]] = {}
@@ -160,6 +182,10 @@ async def load_synced_tables(
         entry = by_name.get(key)
         connector = entry.connector if entry else schemas[key[0]]
         result.tables[key] = _build_table(key, table_columns, connector, entry)
+    for schema, name, synced_schema, synced_name in dependent_rows:
+        table = result.tables.get((synced_schema, synced_name))
+        if table is not None and (schema, name) not in result.tables:
+            result.dependents[(schema, name)] = table
     return result
 
 

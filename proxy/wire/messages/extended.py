@@ -21,6 +21,14 @@ def describe_statement(name: str = "") -> bytes:
     return message(b"D", b"S" + name.encode() + b"\0")
 
 
+def close_statement(name: str) -> bytes:
+    return message(b"C", b"S" + name.encode() + b"\0")
+
+
+def close_portal(name: str) -> bytes:
+    return message(b"C", b"P" + name.encode() + b"\0")
+
+
 def execute(portal: str = "", max_rows: int = 0) -> bytes:
     return message(b"E", portal.encode() + b"\0" + INT32.pack(max_rows))
 
