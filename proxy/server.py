@@ -116,6 +116,9 @@ def load_tables(settings: Settings) -> SyncedTables:
 def _check_port_free(host: str, port: int) -> None:
     """SO_REUSEPORT would silently share the port with another proxy: refuse that."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the listener itself: connections of a previous run in TIME_WAIT do not
+        # block a restart, a socket listening on the port (another proxy) still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -133,9 +133,13 @@ def test_copy_in_and_out(proxy: ProxyProcess, direct_url: str) -> None:
             copy.write(b"not a number\n")
 
     def check(url: str) -> Any:
-        with psycopg.connect(url) as conn, conn.cursor() as cur, cur.copy(
-            "COPY (SELECT * FROM copy_target ORDER BY id) TO STDOUT (FORMAT binary)"
-        ) as copy:
+        with (
+            psycopg.connect(url) as conn,
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY (SELECT * FROM copy_target ORDER BY id) TO STDOUT (FORMAT binary)"
+            ) as copy,
+        ):
             copy.set_types(["int4", "text", "text"])
             return list(copy.rows())
 

@@ -201,12 +201,35 @@ class Interceptor:
                 bound.bind.result_formats,
             )
         if outcome is None:
+            if bound is not None and not await self._rebind(bound):
+                return True
             self._channel.send(raw + extended.FLUSH)
             return await self._relay_replies(LAST_REPLY[ord("E")]) != "copy"
         self._answer(outcome, describe=False)
         if isinstance(outcome, Failure):
             self._session.skip_until_sync = True
         return True
+
+    async def _rebind(self, bound: BoundWrite) -> bool:
+        """Recreate the client's portal of a statement that turned out not to write a
+        synced table, before relaying its Execute.
+
+        Resolving the statement's targets ran a statement of the proxy's own and a Sync,
+        which ended the implicit transaction holding the client's portal (in a block
+        the portal survives: it is closed and bound again). The client already has its
+        BindComplete, so it is not relayed again. False: binding failed (the error is
+        relayed and the rest is skipped until Sync)."""
+        bind = bound.bind
+        replay = extended.close_portal(bind.portal) + bind.encode() + extended.FLUSH
+        self._channel.send(replay)
+        while True:
+            kind, body = await self._channel.next()
+            if kind == ERROR:
+                self._session.send_message(kind, body)
+                self._session.skip_until_sync = True
+                return False
+            if kind == ord("2"):
+                return True
 
     def _answer(self, outcome: Outcome, describe: bool) -> None:
         session = self._session

@@ -121,6 +121,8 @@ class WriteExecutor:
                 )
             if plan.dry_run is not None:
                 new = await self._dry_run(channel, plan, bind, param_types)
+            if plan.conflict is not None and plan.conflict.select_existing:
+                old = await self._existing(channel, plan, new)
             change = await self._call_api(plan, old, new)
             applied = await channel.run(
                 plan.apply,
@@ -176,17 +178,31 @@ class WriteExecutor:
         await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
         return new
 
+    async def _existing(
+        self, channel: UpstreamChannel, plan: WritePlan, new: list[Image]
+    ) -> list[Image]:
+        """ON CONFLICT DO UPDATE: lock and read the local rows the new rows conflict with."""
+        assert plan.conflict is not None
+        key = plan.conflict.key_column
+        keys = [str(row[key]) for row in new if row.get(key) is not None]
+        if not keys:
+            return []
+        result = await channel.checked(
+            plan.conflict.select_existing, (0,), Bind("", "", (), (json.dumps(keys).encode(),), ())
+        )
+        return images(result)
+
     def _connector(self, table: SyncedTable) -> Connector:
         return self._connectors[table.connector]
 
     async def _call_api(self, plan: WritePlan, old: list[Image], new: list[Image]) -> ApiChange:
         if plan.kind == "insert":
-            return await self._insert(plan, new)
+            return await self._insert(plan, new, old)
         if plan.kind == "update":
             return await self._update(plan, old, new)
         return await self._delete(plan, old)
 
-    async def _insert(self, plan: WritePlan, new: list[Image]) -> ApiChange:
+    async def _insert(self, plan: WritePlan, new: list[Image], existing: list[Image]) -> ApiChange:
         table = plan.table
         if any(row.get(table.id_column) is not None for row in new):
             raise Unsupported(
@@ -200,26 +216,45 @@ class WriteExecutor:
         conflict = plan.conflict
         if conflict is not None and conflict.action == "nothing":
             new = await self._absent(plan, new)
-        rows = [_properties(table, row) for row in new]
-        if not rows:
+        if not new:
             return ApiChange([])
+        updated: list[str] = []
+        before: dict[str, Image] = {}
         if conflict is not None and conflict.action == "update":
-            key = table.property_of(conflict.key_column) or conflict.key_column
+            # Rows whose key exists take only the SET columns, as in PostgreSQL: the
+            # vendor upsert gets just those properties for them, and the local row
+            # keeps its other values.
+            column = conflict.key_column
+            by_key = {str(row[column]): row for row in existing}
+            matches = [by_key.get(str(row.get(column))) for row in new]
+            new = [
+                row if old is None else {**old, **{c: row.get(c) for c in conflict.set_columns}}
+                for row, old in zip(new, matches, strict=True)
+            ]
+            rows = [
+                _properties(table, row, None if old is None else {*conflict.set_columns, column})
+                for row, old in zip(new, matches, strict=True)
+            ]
+            key = table.property_of(column) or column
             objects = await connector.upsert(table.object_type, key, rows, hooks=self._hooks)
             created = [obj.id for obj in objects if obj.created is not False]
+            updated = [obj.id for obj in objects if obj.created is False]
+            before = {str(old[table.id_column]): old for old in existing}
         else:
+            rows = [_properties(table, row) for row in new]
             objects = await connector.create(table.object_type, rows, hooks=self._hooks)
             created = [obj.id for obj in objects]
 
         async def undo() -> None:
             await connector.archive(table.object_type, created, hooks=self._hooks)
+            await self._restore(table, before, updated)
 
         now = _now()
         payload = [
             _merge(table, row, obj, {"_sync_inserted_at": now, "_sync_updated_at": now})
             for row, obj in zip(new, objects, strict=True)
         ]
-        return ApiChange(payload, undo if created else None)
+        return ApiChange(payload, undo if created or updated else None)
 
     async def _absent(self, plan: WritePlan, new: list[Image]) -> list[Image]:
         """ON CONFLICT DO NOTHING: keep the rows whose key the vendor does not know."""
@@ -267,7 +302,12 @@ class WriteExecutor:
 
         now = _now()
         payload = [
-            _merge(table, row, objects.get(str(row[table.id_column])), {"_sync_updated_at": now})
+            _merge(
+                table,
+                _keep_sync_columns(table, row, old_by_id.get(row[table.id_column], row)),
+                objects.get(str(row[table.id_column])),
+                {"_sync_updated_at": now},
+            )
             for row in new
         ]
         return ApiChange(payload, undo if changed else None)
@@ -315,8 +355,19 @@ def _unique(rows: list[Image], plan: WritePlan) -> list[Image]:
     return list(seen.values())
 
 
-def _properties(table: SyncedTable, row: Image) -> dict[str, Any]:
-    return {prop: row.get(column) for column, prop in table.properties.items()}
+def _keep_sync_columns(table: SyncedTable, row: Image, before: Image) -> Image:
+    """The proxy maintains the sync columns: an UPDATE's own assignments to them are
+    replaced by the old values (and then by the proxy's, see _merge)."""
+    return {**row, **{column: before.get(column) for column in table.sync_columns}}
+
+
+def _properties(table: SyncedTable, row: Image, columns: set[str] | None = None) -> dict[str, Any]:
+    """The row's vendor properties (only those of ``columns`` when given)."""
+    return {
+        prop: row.get(column)
+        for column, prop in table.properties.items()
+        if columns is None or column in columns
+    }
 
 
 def _merge(

@@ -45,6 +45,8 @@ class Conflict:
 
     key_column: str
     action: Literal["nothing", "update"]
+    set_columns: frozenset[str] = frozenset()  # DO UPDATE SET: what existing rows take
+    select_existing: str = ""  # DO UPDATE: lock and read the local rows with these keys
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ def plan_write(sql: str, table: SyncedTable) -> WritePlan:
             f"writes to the association table {table.display} are not supported yet",
             "Create associations through the vendor API for now.",
         )
+    if _modifies_in_with(statement):
+        raise Unsupported(*_refusal(ast.SelectStmt(), table))
     if isinstance(statement, ast.InsertStmt):
         return _plan_insert(statement, table)
     if isinstance(statement, ast.UpdateStmt):
@@ -115,6 +119,16 @@ def plan_write(sql: str, table: SyncedTable) -> WritePlan:
     if isinstance(statement, ast.DeleteStmt):
         return _plan_delete(statement, table)
     raise Unsupported(*_refusal(statement, table))
+
+
+def _modifies_in_with(statement: ast.Node) -> bool:
+    """A data-modifying WITH query (PostgreSQL allows them only at the top level): the
+    write it holds, or the outer statement's target, would escape the proxy."""
+    with_clause = getattr(statement, "withClause", None)
+    dml = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+    return with_clause is not None and any(
+        isinstance(cte.ctequery, dml) for cte in with_clause.ctes or ()
+    )
 
 
 def _refusal(statement: ast.Node, table: SyncedTable) -> tuple[str, str]:
@@ -229,6 +243,8 @@ def _plan_conflict(clause: ast.OnConflictClause | None, table: SyncedTable) -> C
         return Conflict(keys[0], "nothing")
     if clause.whereClause is not None:
         raise Unsupported("ON CONFLICT DO UPDATE ... WHERE is not supported on synced tables")
+    set_columns = _column_names(clause.targetList)
+    _refuse_assigned(table, set_columns)
     for target in clause.targetList or ():
         value = target.val
         fields = getattr(value, "fields", None) or ()
@@ -238,7 +254,12 @@ def _plan_conflict(clause: ast.OnConflictClause | None, table: SyncedTable) -> C
                 "ON CONFLICT DO UPDATE on a synced table only supports SET col = EXCLUDED.col",
                 "The vendor upsert writes the inserted values to the existing object.",
             )
-    return Conflict(keys[0], "update")
+    key = quote_ident(keys[0])
+    select_existing = (
+        f"SELECT to_jsonb(t) FROM {table.qualified} AS t WHERE t.{key}::text "
+        f"IN (SELECT jsonb_array_elements_text($1::jsonb)) FOR UPDATE OF t"
+    )
+    return Conflict(keys[0], "update", frozenset(set_columns), select_existing)
 
 
 def _old_rows_sql(
