@@ -113,6 +113,12 @@ async def drain(ctx: WorkerContext, timeout: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while ctx.sessions and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
-    for session in list(ctx.sessions):
+    remaining = list(ctx.sessions)
+    for session in remaining:
         session.terminate()
+    if remaining:
+        # A closed socket does not stop a running query (PostgreSQL notices only when
+        # it next writes), so cancel them: otherwise the backends and their locks stay.
+        cancels = [asyncio.ensure_future(session.cancel_upstream()) for session in remaining]
+        await asyncio.wait(cancels, timeout=ctx.settings.connect_timeout)
     await asyncio.sleep(0)

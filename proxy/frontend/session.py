@@ -347,7 +347,9 @@ class ClientSession(asyncio.Protocol):
         self._forward(data, pos, syncs)
         if pos == n:
             if buf:
-                buf.clear()
+                # The transport may still hold this very buffer (uvloop queues it
+                # without copying when the upstream is behind): never resize it.
+                self._buf = bytearray()
         elif not buf:
             self._buf = bytearray(data[pos:])
         else:

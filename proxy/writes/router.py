@@ -83,6 +83,10 @@ class WriteRouter:
                 )
             plan = self._plan(sql, synced[0])
         except Unsupported as error:
+            if not in_block:
+                # Nothing was started: a ROLLBACK here would only earn the client a
+                # "there is no transaction in progress" WARNING.
+                return Failure(unsupported_response(error), status)
             return await self._executor.fail(channel, in_block, unsupported_response(error))
         return await self._executor.execute(
             channel, plan, in_block, bind, param_types, result_formats
