@@ -341,8 +341,10 @@ def test_upsert_do_update_new_and_existing(hs: Harness) -> None:
         assert (cur.statusmessage, cur.rowcount) == ("INSERT 0 2", 2)
     assert rows[0] == (ada, "ada@example.com", "Augusta")
     assert rows[1][1:] == ("new@example.com", "Newt") and rows[1][0] != ada
-    assert [r["path"] for r in hs.sandbox.vendor_requests()] == [
-        "/crm/v3/objects/contacts/batch/upsert"
+    # The new row goes to the vendor upsert, the existing one sends what changed.
+    assert sorted(str(r["path"]) for r in hs.sandbox.vendor_requests()) == [
+        f"/crm/v3/objects/contacts/{ada}",
+        "/crm/v3/objects/contacts/batch/upsert",
     ]
     objects = remote(hs)
     assert objects[ada]["properties"]["firstname"] == "Augusta"
@@ -364,12 +366,33 @@ def test_upsert_do_update_keeps_columns_it_does_not_set(hs: Harness) -> None:
         assert cur.statusmessage == "INSERT 0 2"
     assert rows[0] == (ada, "ada@example.com", "Ada", "L")
     assert rows[1][1:] == ("new@example.com", "N", "M")
-    [upsert] = hs.sandbox.vendor_requests()
-    inputs = {i["id"]: i["properties"] for i in upsert["body"]["inputs"]}  # type: ignore[index]
-    assert inputs["ada@example.com"] == {"email": "ada@example.com", "lastname": "L"}
+    bodies = {str(r["path"]): r["body"] for r in hs.sandbox.vendor_requests()}
+    assert bodies[f"/crm/v3/objects/contacts/{ada}"] == {"properties": {"lastname": "L"}}
     objects = remote(hs)
     assert objects[ada]["properties"]["firstname"] == "Ada"
     assert objects[rows[1][0]]["properties"]["firstname"] == "N"
+
+
+def test_upsert_do_update_expressions_and_where(hs: Harness) -> None:
+    """PostgreSQL evaluates the whole DO UPDATE clause: expressions over the existing
+    row and EXCLUDED, and a WHERE that can leave a conflicting row alone."""
+    ada, bo = seed(hs, "ada@example.com", "bo@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("UPDATE hubspot.contact SET lastname = 'Kept' WHERE id = %s", (bo,))
+        clear_log(hs)
+        cur = conn.execute(
+            "INSERT INTO hubspot.contact (email, firstname) "
+            "VALUES ('ada@example.com', 'A2'), ('bo@example.com', 'B2'), ('cy@example.com', 'Cy') "
+            "ON CONFLICT (email) DO UPDATE "
+            "SET firstname = hubspot.contact.firstname || '+' || EXCLUDED.firstname "
+            "WHERE hubspot.contact.lastname IS NULL RETURNING email, firstname"
+        )
+        assert cur.fetchall() == [("ada@example.com", "Ada+A2"), ("cy@example.com", "Cy")]
+        assert cur.statusmessage == "INSERT 0 2"
+    objects = remote(hs)
+    assert objects[ada]["properties"]["firstname"] == "Ada+A2"
+    assert objects[bo]["properties"]["firstname"] == "Bo"  # WHERE excluded it
+    assert f"/crm/v3/objects/contacts/{bo}" not in {r["path"] for r in hs.sandbox.vendor_requests()}
 
 
 async def test_upsert_asyncpg(hs: Harness) -> None:

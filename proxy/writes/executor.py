@@ -121,13 +121,17 @@ class WriteExecutor:
                 )
             if plan.dry_run is not None:
                 new = await self._dry_run(channel, plan, bind, param_types)
-            if plan.conflict is not None and plan.conflict.select_existing:
+            if plan.kind == "insert":
+                _refuse_supplied_ids(plan.table, new)
+            if plan.conflict is not None and plan.conflict.action == "update":
                 old = await self._existing(channel, plan, new)
+                if old:
+                    new = await self._resolve_conflicts(channel, plan, bind, param_types, old)
             change = await self._call_api(plan, old, new)
             applied = await channel.run(
                 plan.apply,
                 (0,),
-                Bind("", "", (), (json.dumps(change.payload).encode(),), ()),
+                _json_bind(change.payload),
                 result_formats,
             )
             if applied.error is not None:
@@ -187,10 +191,32 @@ class WriteExecutor:
         keys = [str(row[key]) for row in new if row.get(key) is not None]
         if not keys:
             return []
-        result = await channel.checked(
-            plan.conflict.select_existing, (0,), Bind("", "", (), (json.dumps(keys).encode(),), ())
-        )
+        result = await channel.checked(plan.conflict.select_existing, (0,), _json_bind(keys))
         return images(result)
+
+    async def _resolve_conflicts(
+        self,
+        channel: UpstreamChannel,
+        plan: WritePlan,
+        bind: Bind | None,
+        param_types: Sequence[int],
+        existing: list[Image],
+    ) -> list[Image]:
+        """Let PostgreSQL run the client's whole ON CONFLICT clause (SET expressions,
+        WHERE) on a staging copy holding the conflicting rows. Returns the rows the
+        statement inserts or updates, in order; rows it leaves alone are dropped.
+        Updated rows keep their id: the executor tells them apart by it."""
+        conflict = plan.conflict
+        assert conflict is not None
+        await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
+        for statement in plan.stage:
+            await channel.checked(statement)
+        await channel.checked(conflict.seed[0])
+        await channel.checked(conflict.seed[1], (0,), _json_bind(existing))
+        result = await channel.checked(conflict.dry_run, param_types, bind)
+        await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
+        await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
+        return [json.loads(row[0]) for row in result.rows if row[0] is not None]
 
     def _connector(self, table: SyncedTable) -> Connector:
         return self._connectors[table.connector]
@@ -204,12 +230,6 @@ class WriteExecutor:
 
     async def _insert(self, plan: WritePlan, new: list[Image], existing: list[Image]) -> ApiChange:
         table = plan.table
-        if any(row.get(table.id_column) is not None for row in new):
-            raise Unsupported(
-                f'the id column "{table.id_column}" of the synced table {table.display} is '
-                "assigned by the API and cannot be written",
-                "Omit the id column; RETURNING id gives the id the API assigned.",
-            )
         if not new:
             return ApiChange([])
         connector = self._connector(table)
@@ -219,31 +239,37 @@ class WriteExecutor:
         if not new:
             return ApiChange([])
         updated: list[str] = []
-        before: dict[str, Image] = {}
+        before = {str(row[table.id_column]): row for row in existing}
+        objects: list[ApiObject | None]
         if conflict is not None and conflict.action == "update":
-            # Rows whose key exists take only the SET columns, as in PostgreSQL: the
-            # vendor upsert gets just those properties for them, and the local row
-            # keeps its other values.
-            column = conflict.key_column
-            by_key = {str(row[column]): row for row in existing}
-            matches = [by_key.get(str(row.get(column))) for row in new]
-            new = [
-                row if old is None else {**old, **{c: row.get(c) for c in conflict.set_columns}}
-                for row, old in zip(new, matches, strict=True)
+            # Rows PostgreSQL inserted go to the vendor upsert by key (the vendor may
+            # know the key even if this database does not yet); rows it updated send
+            # only the properties that changed.
+            fresh = [row for row in new if row.get(table.id_column) is None]
+            key = table.property_of(conflict.key_column) or conflict.key_column
+            inserted = iter(
+                await connector.upsert(
+                    table.object_type,
+                    key,
+                    [_properties(table, r) for r in fresh],
+                    hooks=self._hooks,
+                )
+                if fresh
+                else []
+            )
+            changed = await self._update_changed(table, before, new)
+            objects = [
+                next(inserted)
+                if row.get(table.id_column) is None
+                else changed.get(str(row[table.id_column]))
+                for row in new
             ]
-            rows = [
-                _properties(table, row, None if old is None else {*conflict.set_columns, column})
-                for row, old in zip(new, matches, strict=True)
-            ]
-            key = table.property_of(column) or column
-            objects = await connector.upsert(table.object_type, key, rows, hooks=self._hooks)
-            created = [obj.id for obj in objects if obj.created is not False]
-            updated = [obj.id for obj in objects if obj.created is False]
-            before = {str(old[table.id_column]): old for old in existing}
+            created = [o.id for o in objects if o is not None and o.created is True]
+            updated = [o.id for o in objects if o is not None and o.created is not True]
         else:
             rows = [_properties(table, row) for row in new]
-            objects = await connector.create(table.object_type, rows, hooks=self._hooks)
-            created = [obj.id for obj in objects]
+            objects = list(await connector.create(table.object_type, rows, hooks=self._hooks))
+            created = [obj.id for obj in objects if obj is not None]
 
         async def undo() -> None:
             await connector.archive(table.object_type, created, hooks=self._hooks)
@@ -275,26 +301,8 @@ class WriteExecutor:
 
     async def _update(self, plan: WritePlan, old: list[Image], new: list[Image]) -> ApiChange:
         table = plan.table
-        old_by_id = {row[table.id_column]: row for row in old}
-        changes: list[tuple[str, dict[str, Any]]] = []
-        for row in new:
-            before = old_by_id.get(row[table.id_column], {})
-            diff = {
-                prop: row.get(column)
-                for column, prop in table.properties.items()
-                if row.get(column) != before.get(column)
-            }
-            if diff:
-                changes.append((str(row[table.id_column]), diff))
-        connector = self._connector(table)
-        objects: dict[str, ApiObject] = {}
-        if changes:
-            try:
-                for obj in await connector.update(table.object_type, changes, hooks=self._hooks):
-                    objects[obj.id] = obj
-            except ApiError as error:
-                await self._restore(table, old_by_id, list(error.applied))
-                raise
+        old_by_id = {str(row[table.id_column]): row for row in old}
+        objects = await self._update_changed(table, old_by_id, new)
         changed = list(objects)
 
         async def undo() -> None:
@@ -304,13 +312,42 @@ class WriteExecutor:
         payload = [
             _merge(
                 table,
-                _keep_sync_columns(table, row, old_by_id.get(row[table.id_column], row)),
+                _keep_sync_columns(table, row, old_by_id.get(str(row[table.id_column]), row)),
                 objects.get(str(row[table.id_column])),
                 {"_sync_updated_at": now},
             )
             for row in new
         ]
         return ApiChange(payload, undo if changed else None)
+
+    async def _update_changed(
+        self, table: SyncedTable, old_by_id: Mapping[str, Image], new: list[Image]
+    ) -> dict[str, ApiObject]:
+        """Send each existing row's changed properties (only those); rows that did not
+        change are not sent. On failure, restore what was applied and re-raise."""
+        changes: list[tuple[str, dict[str, Any]]] = []
+        for row in new:
+            ident = row.get(table.id_column)
+            if ident is None or str(ident) not in old_by_id:
+                continue
+            before = old_by_id[str(ident)]
+            diff = {
+                prop: row.get(column)
+                for column, prop in table.properties.items()
+                if row.get(column) != before.get(column)
+            }
+            if diff:
+                changes.append((str(ident), diff))
+        if not changes:
+            return {}
+        try:
+            objects = await self._connector(table).update(
+                table.object_type, changes, hooks=self._hooks
+            )
+        except ApiError as error:
+            await self._restore(table, old_by_id, list(error.applied))
+            raise
+        return {obj.id: obj for obj in objects}
 
     async def _restore(
         self, table: SyncedTable, old_by_id: Mapping[Any, Image], ids: list[str]
@@ -345,6 +382,21 @@ async def _undo(change: ApiChange | None) -> None:
             await change.undo()
         except ApiError:
             log.exception("compensation of a failed synced write failed")
+
+
+def _refuse_supplied_ids(table: SyncedTable, new: list[Image]) -> None:
+    """The API assigns ids; an INSERT that supplies one (even positionally) is refused."""
+    if any(row.get(table.id_column) is not None for row in new):
+        raise Unsupported(
+            f'the id column "{table.id_column}" of the synced table {table.display} is '
+            "assigned by the API and cannot be written",
+            "Omit the id column; RETURNING id gives the id the API assigned.",
+        )
+
+
+def _json_bind(value: object) -> Bind:
+    """A one-parameter Bind carrying ``value`` as JSON text (for ``$1::jsonb``)."""
+    return Bind("", "", (), (json.dumps(value).encode(),), ())
 
 
 def _unique(rows: list[Image], plan: WritePlan) -> list[Image]:

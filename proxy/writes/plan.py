@@ -41,12 +41,17 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class Conflict:
-    """``ON CONFLICT (key) DO ...``: a vendor upsert (or create-if-absent)."""
+    """``ON CONFLICT (key) DO ...``: a vendor upsert (or create-if-absent).
+
+    For DO UPDATE, PostgreSQL evaluates the whole clause (SET expressions, WHERE) on the
+    staging copy seeded with the existing local rows whose key conflicts (``seed``);
+    ``dry_run`` returns each resulting row and whether it was inserted."""
 
     key_column: str
     action: Literal["nothing", "update"]
-    set_columns: frozenset[str] = frozenset()  # DO UPDATE SET: what existing rows take
     select_existing: str = ""  # DO UPDATE: lock and read the local rows with these keys
+    seed: tuple[str, ...] = ()  # DO UPDATE: index and fill the staging copy ($1: rows)
+    dry_run: str = ""  # DO UPDATE: the client's statement on the staging copy
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ def plan_write(sql: str, table: SyncedTable) -> WritePlan:
     if _modifies_in_with(statement):
         raise Unsupported(*_refusal(ast.SelectStmt(), table))
     if isinstance(statement, ast.InsertStmt):
-        return _plan_insert(statement, table)
+        return _plan_insert(statement, table, sql)
     if isinstance(statement, ast.UpdateStmt):
         return _plan_update(statement, table)
     if isinstance(statement, ast.DeleteStmt):
@@ -186,21 +191,13 @@ def _refuse_assigned(table: SyncedTable, columns: list[str]) -> None:
         )
 
 
-def _plan_insert(statement: ast.InsertStmt, table: SyncedTable) -> WritePlan:
+def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> WritePlan:
     relation = statement.relation
     ref, alias = _target_ref(relation)
     _refuse_assigned(table, _column_names(statement.cols))
-    conflict = _plan_conflict(statement.onConflictClause, table)
+    conflict = _plan_conflict(statement.onConflictClause, table, sql)
     returning = _returning_sql(statement.returningClause)
-
-    stage_name = quote_ident(table.name)
-    statement.relation = ast.RangeVar(
-        schemaname="pg_temp",
-        relname=table.name,
-        inh=True,
-        relpersistence="t",
-        alias=relation.alias,
-    )
+    _retarget_to_stage(statement, table)
     statement.onConflictClause = None
     statement.returningClause = _returning_json(ref)
     dry_run = deparse(statement)
@@ -218,6 +215,7 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable) -> WritePlan:
         f"INSERT INTO {table.qualified}{alias} ({columns}) SELECT {columns} "
         f"FROM jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb){upsert}{returning}"
     )
+    stage_name = quote_ident(table.name)
     stage = (
         f"CREATE TEMPORARY TABLE {stage_name} (LIKE {table.qualified} INCLUDING DEFAULTS "
         "INCLUDING CONSTRAINTS INCLUDING GENERATED)",
@@ -227,11 +225,49 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable) -> WritePlan:
     return WritePlan("insert", table, None, stage, dry_run, apply, frozenset(), conflict)
 
 
-def _plan_conflict(clause: ast.OnConflictClause | None, table: SyncedTable) -> Conflict | None:
+def _retarget_to_stage(statement: ast.InsertStmt, table: SyncedTable) -> None:
+    """Point an INSERT at the staging copy ``pg_temp.<name>``, keeping its alias, and
+    unqualify references the statement makes to the table by its schema."""
+    statement.relation = ast.RangeVar(
+        schemaname="pg_temp",
+        relname=table.name,
+        inh=True,
+        relpersistence="t",
+        alias=statement.relation.alias,
+    )
+    for node in _column_refs(statement.onConflictClause):
+        names = [getattr(f, "sval", None) for f in node.fields]
+        if len(names) == 3 and names[:2] == [table.schema, table.name]:
+            node.fields = node.fields[1:]
+
+
+def _conflict_statements(sql: str, table: SyncedTable, key: str) -> tuple[tuple[str, ...], str]:
+    """The seeding statements and the dry run that let PostgreSQL evaluate DO UPDATE."""
+    statement = parse_sql(sql)[0].stmt
+    ref, _ = _target_ref(statement.relation)
+    _retarget_to_stage(statement, table)
+    select = parse_sql(f"SELECT to_jsonb({ref}), ({ref}.xmax::text = '0')")[0].stmt
+    statement.returningClause = ast.ReturningClause(exprs=select.targetList)
+    stage_name = quote_ident(table.name)
+    columns = ", ".join(quote_ident(c) for c in table.writable_columns)
+    seed = (
+        f"CREATE UNIQUE INDEX ON pg_temp.{stage_name} ({quote_ident(key)})",
+        f"INSERT INTO pg_temp.{stage_name} ({columns}) SELECT {columns} "
+        f"FROM jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb)",
+    )
+    return seed, deparse(statement)
+
+
+def _plan_conflict(
+    clause: ast.OnConflictClause | None, table: SyncedTable, sql: str
+) -> Conflict | None:
     if clause is None:
         return None
     infer = clause.infer
     keys = [elem.name for elem in (infer.indexElems or ())] if infer is not None else []
+    if not keys and clause.action == OnConflictAction.ONCONFLICT_NOTHING:
+        # No target: any uniqueness conflict; at the vendor that is its upsert key.
+        keys = sorted(table.upsert_keys)
     if len(keys) != 1 or keys[0] not in table.upsert_keys:
         allowed = ", ".join(sorted(table.upsert_keys)) or "none"
         raise Unsupported(
@@ -241,25 +277,14 @@ def _plan_conflict(clause: ast.OnConflictClause | None, table: SyncedTable) -> C
         )
     if clause.action == OnConflictAction.ONCONFLICT_NOTHING:
         return Conflict(keys[0], "nothing")
-    if clause.whereClause is not None:
-        raise Unsupported("ON CONFLICT DO UPDATE ... WHERE is not supported on synced tables")
-    set_columns = _column_names(clause.targetList)
-    _refuse_assigned(table, set_columns)
-    for target in clause.targetList or ():
-        value = target.val
-        fields = getattr(value, "fields", None) or ()
-        names = [getattr(f, "sval", None) for f in fields]
-        if names != ["excluded", target.name]:
-            raise Unsupported(
-                "ON CONFLICT DO UPDATE on a synced table only supports SET col = EXCLUDED.col",
-                "The vendor upsert writes the inserted values to the existing object.",
-            )
+    _refuse_assigned(table, _column_names(clause.targetList))
     key = quote_ident(keys[0])
     select_existing = (
         f"SELECT to_jsonb(t) FROM {table.qualified} AS t WHERE t.{key}::text "
         f"IN (SELECT jsonb_array_elements_text($1::jsonb)) FOR UPDATE OF t"
     )
-    return Conflict(keys[0], "update", frozenset(set_columns), select_existing)
+    seed, dry_run = _conflict_statements(sql, table, keys[0])
+    return Conflict(keys[0], "update", select_existing, seed, dry_run)
 
 
 def _old_rows_sql(
