@@ -168,6 +168,7 @@ def test_batch_transaction_with_a_rejected_contact_rolls_back(hs: Harness) -> No
     )
     error = prisma(hs, "batch", "grace@example.com")["error"]
     assert (error["code"], error["sqlstate"]) == ("P2002", "23505")
+    assert error["target"], error  # Prisma names the unique field, as against PostgreSQL
     assert hs.local("SELECT count(*) FROM public.users") == [(0,)]
     assert set(vendor(hs)) == {taken}
     assert vendor(hs, "deals") == {}

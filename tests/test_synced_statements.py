@@ -328,6 +328,18 @@ def test_delete_using_local_table(hs: Harness) -> None:
 # -- INSERT ... ON CONFLICT ------------------------------------------------------------
 
 
+def test_insert_naming_api_columns_with_null_is_accepted(hs: Harness) -> None:
+    """ORMs such as ActiveRecord list every column, the API-assigned ones as NULL."""
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        cur = conn.execute(
+            "INSERT INTO hubspot.contact (id, email, createdate, lastmodifieddate) "
+            "VALUES (%s, %s, %s, DEFAULT) RETURNING id, createdate IS NOT NULL",
+            (None, "ar@example.com", None),
+        )
+        ident, stamped = cur.fetchone()  # type: ignore[misc]
+    assert stamped and ident == remote(hs).popitem()[0]
+
+
 def test_upsert_do_update_new_and_existing(hs: Harness) -> None:
     [ada] = seed(hs, "ada@example.com")
     with psycopg.connect(hs.url, autocommit=True) as conn:

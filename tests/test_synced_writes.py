@@ -74,7 +74,10 @@ def test_duplicate_email_is_unique_violation_with_existing_id(hs: Harness) -> No
             conn.execute("INSERT INTO hubspot.contact (email) VALUES ('dup@example.com')")
         diag = info.value.diag
         assert first in (diag.message_detail or "")
+        assert (diag.message_detail or "").startswith("Key (email)=(dup@example.com) already")
         assert (diag.schema_name, diag.table_name) == ("hubspot", "contact")
+        # ORMs (Prisma's P2002 target) read the constraint, as PostgreSQL names it.
+        assert (diag.column_name, diag.constraint_name) == ("email", "contact_email_key")
         # The session is usable afterwards, as after any failed autocommit statement.
         assert conn.execute("SELECT 1").fetchone() == (1,)
     with psycopg.connect(hs.url) as conn:

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS hubspot.deal (
     pipeline           text,
     closedate          timestamptz,
     createdate         timestamptz,
-    lastmodifieddate   timestamptz,
+    hs_lastmodifieddate timestamptz,
     _sync_inserted_at  timestamptz NOT NULL DEFAULT now(),
     _sync_updated_at   timestamptz NOT NULL DEFAULT now(),
     _updated_at        timestamptz

@@ -23,12 +23,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy.backend.channel import QueryFailed, Result, UpstreamChannel
-from proxy.connectors.base import ApiError, ApiObject, CallHooks, Connector, NoHooks
+from proxy.connectors.base import (
+    ApiError,
+    ApiObject,
+    CallHooks,
+    Connector,
+    ErrorKind,
+    NoHooks,
+)
 from proxy.wire.framing import message
 from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.error_response import PgError
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
-from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan
+from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan, assigned_error
 from proxy.writes.tables import SyncedTable
 
 log = logging.getLogger(__name__)
@@ -60,14 +67,23 @@ class Failure:
 Outcome = Success | Failure
 
 
-def api_error_response(error: ApiError, table: SyncedTable) -> bytes:
-    """The ErrorResponse a client sees for a vendor rejection (README's SQLSTATE table)."""
+def api_error_response(error: ApiError, table: SyncedTable, value: object | None = None) -> bytes:
+    """The ErrorResponse a client sees for a vendor rejection (README's SQLSTATE table).
+
+    A duplicate also names the local unique constraint and starts DETAIL the way
+    PostgreSQL does (``Key (email)=(…) already exists.``), which ORMs parse."""
     extra = {"schema_name": table.schema, "table_name": table.name}
     column = table.column_of(error.column) if error.column else None
+    detail = error.detail
     if column:
         extra["column_name"] = column
+        constraint = table.unique_constraints.get(column)
+        if error.kind is ErrorKind.DUPLICATE and constraint is not None:
+            extra["constraint_name"] = constraint
+            if value is not None:
+                detail = f"Key ({column})=({value}) already exists. {detail}"
     return PgError(
-        error.sqlstate, error.message, detail=error.detail or None, hint=error.hint, extra=extra
+        error.sqlstate, error.message, detail=detail or None, hint=error.hint, extra=extra
     ).encode()
 
 
@@ -109,12 +125,12 @@ class WriteExecutor:
         result_formats: Sequence[int] = (),
     ) -> Outcome:
         change: ApiChange | None = None
+        new: list[Image] = []
         try:
             if not in_block:
                 await channel.checked("BEGIN")
             await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
             old: list[Image] = []
-            new: list[Image] = []
             if plan.select_old is not None:
                 old = _unique(
                     images(await channel.checked(plan.select_old, param_types, bind)), plan
@@ -122,7 +138,7 @@ class WriteExecutor:
             if plan.dry_run is not None:
                 new = await self._dry_run(channel, plan, bind, param_types)
             if plan.kind == "insert":
-                _refuse_supplied_ids(plan.table, new)
+                _refuse_supplied_values(plan, new)
             if plan.conflict is not None and plan.conflict.action == "update":
                 old = await self._existing(channel, plan, new)
                 if old:
@@ -149,7 +165,8 @@ class WriteExecutor:
             assert failed.result.error is not None
             return await self.fail(channel, in_block, message(b"E", failed.result.error), True)
         except ApiError as error:
-            return await self.fail(channel, in_block, api_error_response(error, plan.table))
+            value = _failed_value(plan, error, new)
+            return await self.fail(channel, in_block, api_error_response(error, plan.table, value))
         except Unsupported as error:
             return await self.fail(channel, in_block, unsupported_response(error))
 
@@ -384,14 +401,25 @@ async def _undo(change: ApiChange | None) -> None:
             log.exception("compensation of a failed synced write failed")
 
 
-def _refuse_supplied_ids(table: SyncedTable, new: list[Image]) -> None:
-    """The API assigns ids; an INSERT that supplies one (even positionally) is refused."""
-    if any(row.get(table.id_column) is not None for row in new):
-        raise Unsupported(
-            f'the id column "{table.id_column}" of the synced table {table.display} is '
-            "assigned by the API and cannot be written",
-            "Omit the id column; RETURNING id gives the id the API assigned.",
-        )
+def _failed_value(plan: WritePlan, error: ApiError, new: list[Image]) -> object | None:
+    """The value of the column the vendor blamed, in the row that failed (plain INSERT
+    and UPDATE send rows in statement order, so the vendor's index is the row's)."""
+    column = plan.table.column_of(error.column) if error.column else None
+    index = error.input_index
+    if column is None or index is None or plan.conflict is not None or index >= len(new):
+        return None
+    return new[index].get(column)
+
+
+def _refuse_supplied_values(plan: WritePlan, new: list[Image]) -> None:
+    """The API assigns the id and the read-only columns: an INSERT that gives one of
+    them a value (even positionally) is refused; naming it with NULL/DEFAULT is fine."""
+    table = plan.table
+    named = plan.insert_columns or tuple(c.name for c in table.columns)
+    for column in named:
+        assigned = column in table.read_only or column == table.id_column
+        if assigned and any(row.get(column) is not None for row in new):
+            raise assigned_error(table, column)
 
 
 def _json_bind(value: object) -> Bind:

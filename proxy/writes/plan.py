@@ -64,6 +64,7 @@ class WritePlan:
     apply: str  # write the API's answer; $1 is a JSON array of rows (or ids)
     set_columns: frozenset[str]  # UPDATE: the columns the client assigns
     conflict: Conflict | None = None
+    insert_columns: tuple[str, ...] | None = None  # INSERT: its column list (None: all)
 
 
 def deparse(node: ast.Node) -> str:
@@ -175,26 +176,33 @@ def _refusal(statement: ast.Node, table: SyncedTable) -> tuple[str, str]:
     )
 
 
-def _refuse_assigned(table: SyncedTable, columns: list[str]) -> None:
-    if table.id_column in columns:
-        raise Unsupported(
-            f'the id column "{table.id_column}" of the synced table {table.display} '
+def assigned_error(table: SyncedTable, column: str) -> Unsupported:
+    """Why the client may not write ``column`` (the id, or one the API sets)."""
+    if column == table.id_column:
+        return Unsupported(
+            f'the id column "{column}" of the synced table {table.display} '
             "is assigned by the API and cannot be written",
             "Omit the id column; RETURNING id gives the id the API assigned.",
         )
-    read_only = sorted(set(columns) & table.read_only)
-    if read_only:
-        raise Unsupported(
-            f"column {read_only[0]!r} of the synced table {table.display} is set by the API "
-            "and cannot be written",
-            "Omit the column; RETURNING shows the value the API assigned.",
-        )
+    return Unsupported(
+        f"column {column!r} of the synced table {table.display} is set by the API "
+        "and cannot be written",
+        "Omit the column; RETURNING shows the value the API assigned.",
+    )
+
+
+def _refuse_assigned(table: SyncedTable, columns: list[str]) -> None:
+    """UPDATE ... SET (and DO UPDATE SET) of the id or a read-only column."""
+    for column in sorted(set(columns) & {table.id_column, *table.read_only}):
+        raise assigned_error(table, column)
 
 
 def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> WritePlan:
     relation = statement.relation
     ref, alias = _target_ref(relation)
-    _refuse_assigned(table, _column_names(statement.cols))
+    # INSERT may name the id or a read-only column as long as the value is NULL/DEFAULT
+    # (ORMs such as ActiveRecord list every column); the executor checks the values.
+    insert_columns = tuple(_column_names(statement.cols)) or None
     conflict = _plan_conflict(statement.onConflictClause, table, sql)
     returning = _returning_sql(statement.returningClause)
     _retarget_to_stage(statement, table)
@@ -222,7 +230,9 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> Wri
         f"ALTER TABLE pg_temp.{stage_name} ALTER COLUMN {quote_ident(table.id_column)} "
         "DROP NOT NULL",
     )
-    return WritePlan("insert", table, None, stage, dry_run, apply, frozenset(), conflict)
+    return WritePlan(
+        "insert", table, None, stage, dry_run, apply, frozenset(), conflict, insert_columns
+    )
 
 
 def _retarget_to_stage(statement: ast.InsertStmt, table: SyncedTable) -> None:

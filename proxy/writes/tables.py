@@ -16,7 +16,13 @@ from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSe
 #: Sequin's table names for HubSpot's standard objects.
 HUBSPOT_OBJECTS = {"contact": "contacts", "company": "companies", "deal": "deals"}
 #: Properties HubSpot sets itself.
-HUBSPOT_READ_ONLY = ("createdate", "lastmodifieddate", "hs_object_id")
+HUBSPOT_READ_ONLY = (
+    "createdate",
+    "lastmodifieddate",
+    "hs_createdate",
+    "hs_lastmodifieddate",
+    "hs_object_id",
+)
 #: Properties HubSpot can upsert by (unique per object type).
 HUBSPOT_UPSERT_KEYS = {"contacts": ("email",)}
 ASSOCIATION_PREFIX = "associations_"
@@ -46,6 +52,8 @@ class SyncedTable:
     sync_columns: frozenset[str]  # _sync_* columns present in the table
     upsert_keys: frozenset[str] = frozenset()
     association: bool = False
+    #: Single-column unique constraints/indexes by column, named in duplicate errors.
+    unique_constraints: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:
@@ -129,6 +137,18 @@ ORDER BY n.nspname, c.relname, a.attnum
 """
 
 
+_UNIQUE_SQL = """
+SELECT n.nspname, c.relname, a.attname, i.relname
+FROM pg_index x
+JOIN pg_class c ON c.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
+WHERE x.indisunique AND NOT x.indisprimary AND x.indnatts = 1 AND x.indpred IS NULL
+  AND (n.nspname = ANY($1::text[]) OR (n.nspname || '.' || c.relname) = ANY($2::text[]))
+ORDER BY i.relname
+"""
+
 _DEPENDENTS_SQL = """
 SELECT DISTINCT vn.nspname, v.relname, tn.nspname, t.relname
 FROM pg_rewrite r
@@ -169,11 +189,15 @@ async def load_synced_tables(
         names = [f"{s}.{t}" for s, t in by_name]
         rows = await conn.fetch(_COLUMNS_SQL, list(schemas), names)
         dependent_rows = await conn.fetch(_DEPENDENTS_SQL, list(schemas), names)
+        unique_rows = await conn.fetch(_UNIQUE_SQL, list(schemas), names)
     finally:
         await conn.close()
     columns: dict[tuple[str, str], list[Column]] = {}
     for schema, table, column, type_sql, generated in rows:
         columns.setdefault((schema, table), []).append(Column(column, type_sql, generated))
+    uniques: dict[tuple[str, str], dict[str, str]] = {}
+    for schema, name, column, constraint in unique_rows:
+        uniques.setdefault((schema, name), {}).setdefault(column, constraint)
     result = SyncedTables(connectors=dict(connectors))
     for key in by_name:
         if key not in columns:
@@ -181,7 +205,9 @@ async def load_synced_tables(
     for key, table_columns in columns.items():
         entry = by_name.get(key)
         connector = entry.connector if entry else schemas[key[0]]
-        result.tables[key] = _build_table(key, table_columns, connector, entry)
+        result.tables[key] = _build_table(
+            key, table_columns, connector, entry, uniques.get(key, {})
+        )
     for schema, name, synced_schema, synced_name in dependent_rows:
         table = result.tables.get((synced_schema, synced_name))
         if table is not None and (schema, name) not in result.tables:
@@ -194,6 +220,7 @@ def _build_table(
     columns: list[Column],
     connector: str,
     entry: SyncedTableSettings | None,
+    unique_constraints: dict[str, str],
 ) -> SyncedTable:
     schema, name = key
     entry = entry or SyncedTableSettings(table=f"{schema}.{name}", connector=connector)
@@ -241,4 +268,5 @@ def _build_table(
         sync_columns=sync_columns,
         upsert_keys=frozenset(upsert_keys),
         association=association,
+        unique_constraints=unique_constraints,
     )

@@ -11,6 +11,7 @@ const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: env(
 function prismaError(err) {
   const cause = err.meta?.driverAdapterError?.cause
   return { name: err.name, code: err.code, sqlstate: cause?.originalCode, kind: cause?.kind,
+    target: err.meta?.target ?? cause?.constraint ?? null,
     message: cause?.originalMessage ?? err.message }
 }
 
