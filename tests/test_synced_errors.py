@@ -356,11 +356,6 @@ async def test_asyncpg_failure_in_transaction(hs: Harness) -> None:
         await conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="messages up to a Sync form one implicit transaction; the proxy commits each "
-    "synced write of an executemany batch on its own, so rows before a failure stay",
-)
 async def test_asyncpg_executemany_is_atomic(hs: Harness) -> None:
     """PostgreSQL applies none of an executemany batch when one row fails."""
     conn = await asyncpg.connect(hs.url)
@@ -373,6 +368,37 @@ async def test_asyncpg_executemany_is_atomic(hs: Harness) -> None:
         assert await conn.fetchval("SELECT count(*) FROM hubspot.contact") == 0
     finally:
         await conn.close()
+
+
+async def test_asyncpg_executemany_commits_all_at_sync(hs: Harness) -> None:
+    conn = await asyncpg.connect(hs.url)
+    try:
+        await conn.executemany(
+            "INSERT INTO hubspot.contact (email) VALUES ($1)",
+            [(f"m{i}@example.com",) for i in range(5)],
+        )
+        assert await conn.fetchval("SELECT count(*) FROM hubspot.contact") == 5
+        # The block the proxy opened for the batch is closed: autocommit again.
+        assert not conn.is_in_transaction()
+    finally:
+        await conn.close()
+    assert len(hs.sandbox.objects()) == 5
+
+
+def test_pipeline_of_synced_writes_is_one_transaction(hs: Harness) -> None:
+    """psycopg pipeline mode: statements up to a Sync commit or fail together."""
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        with pytest.raises(pg_errors.UniqueViolation), conn.pipeline():
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('p1@example.com')")
+            conn.execute("INSERT INTO public.users (email) VALUES ('p1@example.com')")
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('p1@example.com')")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone() == (0,)
+        with conn.pipeline():
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('p2@example.com')")
+            conn.execute("INSERT INTO public.users (email) VALUES ('p2@example.com')")
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone() == (1,)
+    assert [o["properties"]["email"] for o in hs.sandbox.objects()] == ["p2@example.com"]
 
 
 # -- partial batch failures ---------------------------------------------------------------

@@ -25,7 +25,8 @@ from proxy.wire.messages import extended
 from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.data_row import command_complete
 from proxy.wire.messages.parse import Parse
-from proxy.writes.executor import Failure, Outcome
+from proxy.wire.messages.ready_for_query import IDLE
+from proxy.writes.executor import Failure, Outcome, compensate
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
@@ -90,10 +91,13 @@ class Interceptor:
     async def process(self, kind: int, raw: bytes) -> bool:
         """Handle one client message; False hands the session back to the relay."""
         session = self._session
-        if session.skip_until_sync:
+        failed = session.skip_until_sync
+        if failed:
             if kind not in (ord("S"), ord("X")):
                 return True
             session.skip_until_sync = False
+        if session.batch_block is not None and kind in (ord("S"), ord("Q")):
+            await self._close_batch_block(failed)
         body = raw[5:]
         if kind == ord("Q"):
             return await self._query(raw, body[:-1].decode())
@@ -114,6 +118,8 @@ class Interceptor:
         if kind == ord("H"):
             return True
         last = LAST_REPLY.get(kind)
+        if kind == ord("F"):
+            session.batch_dirty = True
         self._channel.send(raw if kind in (ord("S"), ord("F")) else raw + extended.FLUSH)
         if last is None:
             return True  # CopyData/CopyDone/CopyFail outside COPY: no reply
@@ -127,6 +133,7 @@ class Interceptor:
             session.send_message(kind, body)
             if kind == READY:
                 session.tx_status = body[0]
+                session.batch_dirty = False
                 return "ready"
             if kind == ERROR and ord("Z") not in last:
                 session.skip_until_sync = True
@@ -151,6 +158,7 @@ class Interceptor:
         self._answer(outcome, describe=True)
         self._session.send_message(READY, bytes((outcome.status,)))
         self._session.tx_status = outcome.status
+        self._session.batch_dirty = False
         return True
 
     async def _parse(self, raw: bytes, parse: Parse) -> None:
@@ -189,9 +197,11 @@ class Interceptor:
 
     async def _execute(self, raw: bytes, portal: str) -> bool:
         assert self._router is not None
-        bound = self._session.portals.get(portal)
+        session = self._session
+        bound = session.portals.get(portal)
         outcome = None
         if bound is not None:
+            await self._open_batch_block()
             outcome = await self._router.run(
                 self._channel,
                 bound.statement.query,
@@ -203,12 +213,41 @@ class Interceptor:
         if outcome is None:
             if bound is not None and not await self._rebind(bound):
                 return True
+            session.batch_dirty = True
             self._channel.send(raw + extended.FLUSH)
             return await self._relay_replies(LAST_REPLY[ord("E")]) != "copy"
         self._answer(outcome, describe=False)
         if isinstance(outcome, Failure):
-            self._session.skip_until_sync = True
+            session.skip_until_sync = True
+        elif session.batch_block is not None and outcome.change is not None:
+            session.batch_block.append(outcome.change)
         return True
+
+    async def _open_batch_block(self) -> None:
+        """Messages up to a Sync form one implicit transaction: a pipeline of synced
+        writes (executemany, executeBatch) is all or nothing. When this is the first
+        statement executed since ReadyForQuery said idle, the proxy makes that
+        transaction an explicit block, and ends it at the client's Sync."""
+        session = self._session
+        if session.batch_block is not None or session.tx_status != IDLE or session.batch_dirty:
+            return
+        if (await self._channel.run("BEGIN")).error is None:
+            session.batch_block = []
+
+    async def _close_batch_block(self, failed: bool) -> None:
+        """At the client's Sync: commit the block, or roll it back and compensate the
+        API changes made in it; a failed COMMIT is reported as PostgreSQL would."""
+        session = self._session
+        changes, session.batch_block = session.batch_block or [], None
+        result = await self._channel.run("ROLLBACK" if failed else "COMMIT")
+        if result.status != IDLE:
+            # An error left the upstream skipping messages until Sync: ours was skipped.
+            result = await self._channel.run("ROLLBACK")
+        if failed or result.error is not None:
+            for change in reversed(changes):
+                await compensate(change)
+        if result.error is not None and not failed:
+            session.send_message(ERROR, result.error)
 
     async def _rebind(self, bound: BoundWrite) -> bool:
         """Recreate the client's portal of a statement that turned out not to write a

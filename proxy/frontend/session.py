@@ -46,6 +46,7 @@ from proxy.wire.messages.startup import (
     StartupError,
     parse_startup,
 )
+from proxy.writes.executor import ApiChange
 
 if TYPE_CHECKING:
     from proxy.worker import WorkerContext
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TERMINATE = b"X"
-QUERY, PARSE, BIND, EXECUTE, CLOSE, DESCRIBE = b"QPBECD"
+QUERY, PARSE, BIND, EXECUTE, CLOSE, DESCRIBE, FUNCTION_CALL = b"QPBECDF"
 #: Messages that may start or use a synced write.
 WATCHED = frozenset((QUERY, PARSE, BIND, EXECUTE, CLOSE))
 TERMINATE_TYPE = TERMINATE[0]
@@ -100,6 +101,12 @@ class ClientSession(asyncio.Protocol):
         self.statements: dict[str, PreparedWrite] = {}
         self.portals: dict[str, BoundWrite] = {}
         self.skip_until_sync = False
+        #: A block the proxy opened for the client's implicit transaction (see
+        #: Interceptor._open_batch_block), with the API changes made inside it.
+        self.batch_block: list[ApiChange] | None = None
+        #: Whether a statement ran since the last ReadyForQuery (it may have begun a block).
+        self.batch_dirty = False
+        self._more_data: asyncio.Future[None] | None = None
         self._intercepting = False
         self._unsynced: list[tuple[int, int]] = []
         self._idle_waiter: asyncio.Future[None] | None = None
@@ -114,6 +121,7 @@ class ClientSession(asyncio.Protocol):
         if self._state is State.READY:
             if self._intercepting:
                 self._buf += data  # the interceptor reads it before handing back
+                self._wake_interceptor()
                 return
             self._relay_client(data)
             return
@@ -129,6 +137,7 @@ class ClientSession(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = State.CLOSED
+        self._wake_interceptor()
         self._ctx.sessions.discard(self)
         if self._key is not None:
             self._ctx.cancels.release(self._key)
@@ -273,6 +282,7 @@ class ClientSession(asyncio.Protocol):
         self.tx_status = status
         if self.pending_syncs:
             self.pending_syncs -= 1
+        self.batch_dirty = False
         if not self.pending_syncs and self._idle_waiter is not None:
             self._idle_waiter.set_result(None)
             self._idle_waiter = None
@@ -339,6 +349,8 @@ class ClientSession(asyncio.Protocol):
                     self._unsynced.clear()
                 else:
                     self._unsynced.append((kind, data[pos + 5] if kind == DESCRIBE else 0))
+                    if kind in (EXECUTE, FUNCTION_CALL):
+                        self.batch_dirty = True
             if kind in SYNC_POINTS:
                 syncs += 1
             elif kind == TERMINATE_TYPE:
@@ -386,6 +398,11 @@ class ClientSession(asyncio.Protocol):
         self._intercepting = True
         self._ctx.spawn(self._intercept())
 
+    def _wake_interceptor(self) -> None:
+        waiter, self._more_data = self._more_data, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def _until_in_step(self) -> None:
         """Wait until the upstream has answered every Sync/Query relayed so far."""
         while self.pending_syncs:
@@ -414,7 +431,12 @@ class ClientSession(asyncio.Protocol):
                             return
                     item = next_message(self._buf)
                     if item is None:
-                        break
+                        if self.batch_block is None:
+                            break
+                        # Stay in step until the client's Sync ends the proxy's block.
+                        self._more_data = asyncio.get_running_loop().create_future()
+                        await self._more_data
+                        continue
                     kind, raw = item
                     if not await interceptor.process(kind, raw):
                         break

@@ -51,11 +51,22 @@ Compensation = Callable[[], Awaitable[None]]
 
 
 @dataclass
+class ApiChange:
+    """What the API accepted: the rows to apply locally and how to undo it."""
+
+    payload: list[Any]
+    undo: Compensation | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Success:
     row_description: bytes | None
     raw_rows: list[bytes]
     tag: str
     status: int
+    #: What the API accepted, for compensation if the enclosing transaction fails.
+    change: ApiChange | None = None
 
 
 @dataclass
@@ -97,15 +108,6 @@ def images(result: Result) -> list[Image]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-@dataclass
-class ApiChange:
-    """What the API accepted: the rows to apply locally and how to undo it."""
-
-    payload: list[Any]
-    undo: Compensation | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 class WriteExecutor:
@@ -159,9 +161,9 @@ class WriteExecutor:
                 if commit.error is not None:
                     raise QueryFailed(commit)
                 status = commit.status
-            return Success(applied.row_description, applied.raw_rows, applied.tag, status)
+            return Success(applied.row_description, applied.raw_rows, applied.tag, status, change)
         except QueryFailed as failed:
-            await _undo(change)
+            await compensate(change)
             assert failed.result.error is not None
             return await self.fail(channel, in_block, message(b"E", failed.result.error), True)
         except ApiError as error:
@@ -393,7 +395,7 @@ class WriteExecutor:
         return ApiChange(ids)
 
 
-async def _undo(change: ApiChange | None) -> None:
+async def compensate(change: ApiChange | None) -> None:
     if change is not None and change.undo is not None:
         try:
             await change.undo()

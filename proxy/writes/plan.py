@@ -224,11 +224,13 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> Wri
         f"FROM jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb){upsert}{returning}"
     )
     stage_name = quote_ident(table.name)
+    # The columns the API or the proxy fills may be NULL in what the client sends.
+    filled = sorted({table.id_column, *table.read_only, *table.sync_columns})
     stage = (
         f"CREATE TEMPORARY TABLE {stage_name} (LIKE {table.qualified} INCLUDING DEFAULTS "
         "INCLUDING CONSTRAINTS INCLUDING GENERATED)",
-        f"ALTER TABLE pg_temp.{stage_name} ALTER COLUMN {quote_ident(table.id_column)} "
-        "DROP NOT NULL",
+        f"ALTER TABLE pg_temp.{stage_name} "
+        + ", ".join(f"ALTER COLUMN {quote_ident(c)} DROP NOT NULL" for c in filled),
     )
     return WritePlan(
         "insert", table, None, stage, dry_run, apply, frozenset(), conflict, insert_columns
