@@ -26,7 +26,7 @@ Steps = dict[str, dict[str, Any]]
 def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled probe's class directory (the .class files never enter the repo)."""
     if not JAR.exists() or shutil.which("javac") is None:
-        pytest.skip("pgjdbc or javac missing: run scripts/install-jvm-ruby-clients")
+        pytest.fail("pgjdbc or javac missing: run scripts/install-jvm-ruby-clients")
     classes = tmp_path_factory.mktemp("jdbc")
     subprocess.run(
         ["javac", "-d", str(classes), "-cp", str(JAR), str(SOURCE)],

