@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=MAX_WORKERS, description="processes sharing the port")
     shutdown_timeout: float = Field(30.0, ge=0, description="seconds sessions get to finish")
     connect_timeout: float = Field(10.0, gt=0, description="seconds to reach the upstream")
+    authentication_timeout: float = Field(
+        60.0, gt=0, description="seconds a client has to complete startup and authentication"
+    )
     max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest client message accepted"
     )

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -976,3 +977,26 @@ def test_ipv6_listen_prints_usable_url(pg: LocalPostgres, tmp: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_authentication_timeout_closes_stalled_handshakes(
+    tmp_path: Path, pg: LocalPostgres
+) -> None:
+    """As PostgreSQL's authentication_timeout: a client that connects and never finishes
+    the handshake (here: never sends a startup packet, or stops at the password prompt)
+    is closed, while a normal client is unaffected."""
+    env = {"WRITEPROXY_AUTHENTICATION_TIMEOUT": "1"}
+    with run_proxy(tmp_path, "--upstream", pg.url, env=env) as proxy:
+        silent = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        at_prompt = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        body = b"user\0md5_user\0database\0postgres\0\0"
+        at_prompt.sendall(struct.pack("!II", 8 + len(body), 196608) + body)
+        with psycopg.connect(proxy.url()) as conn:
+            time.sleep(1.5)
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        for sock in (silent, at_prompt):
+            received = b""
+            while chunk := sock.recv(4096):
+                received += chunk
+            sock.close()
+            assert b"canceling authentication due to timeout" in received

@@ -96,6 +96,7 @@ class ClientSession(asyncio.Protocol):
         self.tx_status = IDLE
         self._max_message = ctx.settings.max_message_bytes
         self._connect_task: asyncio.Task[None] | None = None
+        self._handshake_timer: asyncio.TimerHandle | None = None
         # Synced writes (only when synced tables are configured; the relay stays lean).
         self.router = ctx.router
         self.statements: dict[str, PreparedWrite] = {}
@@ -116,6 +117,19 @@ class ClientSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._ctx.sessions.add(self)
+        # As PostgreSQL's authentication_timeout: a stalled handshake holds no socket.
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            self._ctx.settings.authentication_timeout, self._handshake_timed_out
+        )
+
+    def _handshake_timed_out(self) -> None:
+        if self._state is not State.READY and self._state is not State.CLOSED:
+            log.info("closing a client that did not finish authentication in time")
+            self._fail(
+                PgError(
+                    "08006", "canceling authentication due to timeout", severity="FATAL"
+                ).encode()
+            )
 
     def data_received(self, data: bytes) -> None:
         if self._state is State.READY:
@@ -137,6 +151,8 @@ class ClientSession(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = State.CLOSED
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
         self._wake_interceptor()
         self._ctx.sessions.discard(self)
         if self._key is not None:
@@ -267,6 +283,8 @@ class ClientSession(asyncio.Protocol):
 
     def _become_ready(self, status: int) -> None:
         assert self._upstream is not None
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
         self._state = State.READY
         self.tx_status = status
         self._upstream.start_relaying()
