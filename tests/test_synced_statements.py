@@ -708,3 +708,29 @@ def test_unnamed_prepared_statement_reused(hs: Harness) -> None:
             assert result.status == psycopg.pq.ExecStatus.TUPLES_OK, result.error_message
             assert result.get_value(0, 0) == email
     assert len(hs.sandbox.objects()) == 2
+
+
+def test_large_copy_into_ordinary_table_keeps_memory_flat(hs: Harness) -> None:
+    """With synced tables configured the relay watches extended-protocol messages; COPY
+    data (here one CopyData message per row, as libpq sends them) must not accumulate."""
+    from tests.test_lifecycle import rss_bytes
+
+    rows = 400_000
+    with psycopg.connect(hs.direct_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS public.copy_sink (n int)")
+    pid = hs.proxy.process.pid
+    before = rss_bytes(pid)
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        pgconn = conn.pgconn
+        pgconn.send_query(b"COPY public.copy_sink FROM STDIN")
+        assert pgconn.get_result().status == psycopg.pq.ExecStatus.COPY_IN  # type: ignore[union-attr]
+        for i in range(rows):
+            pgconn.put_copy_data(b"%d\n" % i)
+        pgconn.put_copy_end()
+        while (result := pgconn.get_result()) is not None:
+            assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
+    grown = rss_bytes(pid) - before
+    with psycopg.connect(hs.direct_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM public.copy_sink").fetchone() == (rows,)
+        conn.execute("DROP TABLE public.copy_sink")
+    assert grown < 16 * 1024 * 1024, f"proxy grew by {grown >> 20} MB during COPY"

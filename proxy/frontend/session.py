@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TERMINATE = b"X"
-QUERY, PARSE, BIND, EXECUTE, CLOSE, DESCRIBE, FUNCTION_CALL = b"QPBECDF"
+QUERY, PARSE, BIND, EXECUTE, CLOSE, DESCRIBE = b"QPBECD"
+#: Extended-protocol messages answered before the next Sync (tracked while watching).
+REPLIED = frozenset((PARSE, BIND, EXECUTE, CLOSE, DESCRIBE))
 #: Messages that may start or use a synced write.
 WATCHED = frozenset((QUERY, PARSE, BIND, EXECUTE, CLOSE))
 TERMINATE_TYPE = TERMINATE[0]
@@ -365,9 +367,10 @@ class ClientSession(asyncio.Protocol):
                     return
                 if kind in SYNC_POINTS:
                     self._unsynced.clear()
-                else:
+                elif kind in REPLIED:
+                    # Only messages that get replies: COPY data never piles up here.
                     self._unsynced.append((kind, data[pos + 5] if kind == DESCRIBE else 0))
-                    if kind in (EXECUTE, FUNCTION_CALL):
+                    if kind == EXECUTE:
                         self.batch_dirty = True
             if kind in SYNC_POINTS:
                 syncs += 1
