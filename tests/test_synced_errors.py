@@ -5,6 +5,7 @@ test ends with the no-drift invariant (tests.synced)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -531,3 +532,30 @@ async def test_refused_in_extended_protocol(hs: Harness) -> None:
     finally:
         await conn.close()
     assert hs.sandbox.vendor_requests() == []
+
+
+def test_client_dropped_inside_a_pipeline_compensates(hs: Harness) -> None:
+    """A pipeline's synced write is applied in a block the proxy opened; when the client
+    disappears before its Sync, PostgreSQL rolls the block back and the proxy archives
+    the contact it created."""
+    conn = psycopg.connect(hs.url, autocommit=True)
+    pgconn = conn.pgconn
+    pgconn.enter_pipeline_mode()
+    pgconn.send_query_params(
+        b"INSERT INTO hubspot.contact (email) VALUES ($1) RETURNING id", [b"gone@example.com"]
+    )
+    pgconn.send_flush_request()
+    pgconn.flush()
+    deadline = time.monotonic() + 10
+    while pgconn.is_busy() and time.monotonic() < deadline:
+        pgconn.consume_input()
+        time.sleep(0.01)
+    result = pgconn.get_result()
+    assert result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+    assert len(hs.sandbox.objects()) == 1  # created at the vendor, not yet committed
+    conn.close()  # no Sync
+    deadline = time.monotonic() + 10
+    while hs.sandbox.objects() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hs.sandbox.objects() == []
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]

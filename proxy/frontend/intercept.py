@@ -26,7 +26,7 @@ from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.data_row import command_complete
 from proxy.wire.messages.parse import Parse
 from proxy.wire.messages.ready_for_query import IDLE
-from proxy.writes.executor import Failure, Outcome, compensate
+from proxy.writes.executor import Failure, Outcome, compensate_all
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
@@ -244,8 +244,7 @@ class Interceptor:
             # An error left the upstream skipping messages until Sync: ours was skipped.
             result = await self._channel.run("ROLLBACK")
         if failed or result.error is not None:
-            for change in reversed(changes):
-                await compensate(change)
+            await compensate_all(changes)
         if result.error is not None and not failed:
             session.send_message(ERROR, result.error)
 

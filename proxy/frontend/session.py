@@ -46,7 +46,7 @@ from proxy.wire.messages.startup import (
     StartupError,
     parse_startup,
 )
-from proxy.writes.executor import ApiChange
+from proxy.writes.executor import ApiChange, compensate_all
 
 if TYPE_CHECKING:
     from proxy.worker import WorkerContext
@@ -156,6 +156,7 @@ class ClientSession(asyncio.Protocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         self._wake_interceptor()
+        self._abandon_batch_block()
         self._ctx.sessions.discard(self)
         if self._key is not None:
             self._ctx.cancels.release(self._key)
@@ -310,6 +311,7 @@ class ClientSession(asyncio.Protocol):
             self.terminate()
 
     def upstream_lost(self, at_boundary: bool, last_kind: int) -> None:
+        self._abandon_batch_block()
         if self._state is State.CLOSED or self._transport is None:
             return
         self._state = State.CLOSED
@@ -418,6 +420,13 @@ class ClientSession(asyncio.Protocol):
     def _start_intercept(self) -> None:
         self._intercepting = True
         self._ctx.spawn(self._intercept())
+
+    def _abandon_batch_block(self) -> None:
+        """The connection ended inside a block the proxy opened: PostgreSQL rolls it
+        back, so the API changes recorded in it are compensated."""
+        changes, self.batch_block = self.batch_block, None
+        if changes:
+            self._ctx.spawn(compensate_all(changes))
 
     def _wake_interceptor(self) -> None:
         waiter, self._more_data = self._more_data, None

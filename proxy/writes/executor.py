@@ -403,6 +403,12 @@ async def compensate(change: ApiChange | None) -> None:
             log.exception("compensation of a failed synced write failed")
 
 
+async def compensate_all(changes: list[ApiChange]) -> None:
+    """Undo several statements' API changes, the latest first."""
+    for change in reversed(changes):
+        await compensate(change)
+
+
 def _failed_value(plan: WritePlan, error: ApiError, new: list[Image]) -> object | None:
     """The value of the column the vendor blamed, in the row that failed (plain INSERT
     and UPDATE send rows in statement order, so the vendor's index is the row's)."""
