@@ -39,9 +39,6 @@ class Result:
     def error_fields(self) -> dict[str, str]:
         return parse_fields(self.error) if self.error is not None else {}
 
-    def single_value(self) -> bytes | None:
-        return self.rows[0][0] if self.rows else None
-
 
 class QueryFailed(Exception):
     """An internal statement failed; ``result.error`` is PostgreSQL's ErrorResponse."""
@@ -74,11 +71,6 @@ class UpstreamChannel:
                 self._to_client(kind, body)
                 continue
             return kind, body
-
-    async def simple(self, sql: str) -> Result:
-        """Run ``sql`` with a simple Query; read through ReadyForQuery."""
-        self.send(extended.query(sql))
-        return await self._collect(Result())
 
     async def run(
         self,

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from proxy.backend.address import UpstreamAddress
 
 READY_FOR_QUERY = ord("Z")
-ERROR_RESPONSE = ord("E")
 
 
 class UpstreamListener(Protocol):

@@ -23,7 +23,7 @@ from proxy.sql.classifier import Classification
 from proxy.wire.framing import HEADER, INT16, message
 from proxy.wire.messages import extended
 from proxy.wire.messages.bind import Bind
-from proxy.wire.messages.data_row import command_complete
+from proxy.wire.messages.command_complete import command_complete
 from proxy.wire.messages.parse import Parse
 from proxy.wire.messages.ready_for_query import IDLE
 from proxy.writes.executor import Failure, Outcome, compensate_all

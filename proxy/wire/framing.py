@@ -22,7 +22,8 @@ FRONTEND_AUTH_TYPES = frozenset(b"p")
 #: PostgreSQL's own cap on a startup packet: MAX_STARTUP_PACKET_LENGTH (10000) does
 #: not count the 4-byte length word, which this does.
 MAX_STARTUP_PACKET = 10_000 + 4
-#: PostgreSQL caps authentication messages (PQ_SMALL_MESSAGE_LIMIT) the same way.
+#: Cap on a password/SASL message. Stricter than PostgreSQL's (PG_MAX_AUTH_TOKEN_LENGTH,
+#: 65535) but ample for passwords and SCRAM; large GSSAPI tokens would not fit.
 MAX_AUTH_MESSAGE = 10_000
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +56,6 @@ class ApiChange:
 
     payload: list[Any]
     undo: Compensation | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

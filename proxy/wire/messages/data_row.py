@@ -1,10 +1,10 @@
-"""DataRow ('D') and CommandComplete ('C'): built for results the proxy assembles."""
+"""DataRow ('D'): decoded when the proxy reads rows of its own statements."""
 
 from __future__ import annotations
 
 import struct
 
-from proxy.wire.framing import INT16, message
+from proxy.wire.framing import INT16
 
 _SIGNED_INT32 = struct.Struct("!i")
 
@@ -23,7 +23,3 @@ def data_row_values(body: bytes) -> list[bytes | None]:
             values.append(body[pos : pos + length])
             pos += length
     return values
-
-
-def command_complete(tag: str) -> bytes:
-    return message(b"C", tag.encode() + b"\0")

@@ -1,5 +1,5 @@
 """The small extended-protocol messages the proxy sends on its own behalf:
-Describe, Execute, Close, Sync, Flush, and a simple Query."""
+Describe, Execute, Close, Sync and Flush."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from proxy.wire.framing import INT32, message
 
 SYNC = message(b"S")
 FLUSH = message(b"H")
-
-
-def query(sql: str) -> bytes:
-    return message(b"Q", sql.encode() + b"\0")
 
 
 def describe_portal(name: str = "") -> bytes:
