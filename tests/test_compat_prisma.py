@@ -218,17 +218,22 @@ def test_no_matching_row_is_record_not_found_without_api_calls(hs: Harness) -> N
     assert hs.sandbox.vendor_requests() == []
 
 
-def test_association_writes_are_refused_before_any_api_call(hs: Harness) -> None:
+def test_association_create_links_contact_and_deal(hs: Harness) -> None:
+    """A Prisma create on the association table becomes a HubSpot v4 association."""
     contact = through_proxy(
         hs, "INSERT INTO hubspot.contact (email) VALUES ('a@example.com') RETURNING id"
     )
     deal = through_proxy(hs, "INSERT INTO hubspot.deal (dealname) VALUES ('D') RETURNING id")
-    hs.sandbox.http.delete("/_sandbox/requests")
-    error = prisma(hs, "associate", contact, deal)["error"]
-    assert (error["code"], error["sqlstate"]) == ("P2039", "0A000")
-    assert "associations_contact_deal" in error["message"]
-    assert hs.sandbox.vendor_requests() == []
-    assert hs.local("SELECT count(*) FROM hubspot.associations_contact_deal") == [(0,)]
+    created = prisma(hs, "associate", contact, deal)
+    assert created["value"]["deal_id"] == deal, created
+    linked = hs.sandbox.http.get(
+        f"/crm/v4/objects/contacts/{contact}/associations/deals",
+        headers={"Authorization": "Bearer sandbox-token"},
+    ).json()["results"]
+    assert [str(r["toObjectId"]) for r in linked] == [deal]
+    assert hs.local("SELECT contact_id, deal_id FROM hubspot.associations_contact_deal") == [
+        (contact, deal)
+    ]
 
 
 def test_upsert_by_email(hs: Harness) -> None:

@@ -475,9 +475,9 @@ REFUSED = [
     "EXPLAIN ANALYZE INSERT INTO hubspot.contact (email) VALUES ('a@example.com')",
     "MERGE INTO hubspot.contact c USING public.users u ON u.email = c.email "
     "WHEN NOT MATCHED THEN INSERT (email) VALUES (u.email)",
-    "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) VALUES ('1', '2')",
-    "DELETE FROM hubspot.associations_contact_deal",
     "UPDATE hubspot.associations_contact_deal SET labels = '{x}'",
+    "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) VALUES ('1', '2') "
+    "ON CONFLICT DO NOTHING",
 ]
 
 

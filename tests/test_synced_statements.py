@@ -734,3 +734,78 @@ def test_large_copy_into_ordinary_table_keeps_memory_flat(hs: Harness) -> None:
         assert conn.execute("SELECT count(*) FROM public.copy_sink").fetchone() == (rows,)
         conn.execute("DROP TABLE public.copy_sink")
     assert grown < 16 * 1024 * 1024, f"proxy grew by {grown >> 20} MB during COPY"
+
+
+# -- association tables ------------------------------------------------------------------
+
+
+def vendor_deals_of(hs: Harness, contact_id: str) -> list[str]:
+    """The deals HubSpot associates with a contact (v4 associations API)."""
+    body = (
+        hs.sandbox.http.get(
+            f"/crm/v4/objects/contacts/{contact_id}/associations/deals",
+            headers={"Authorization": "Bearer sandbox-token"},
+        )
+        .raise_for_status()
+        .json()
+    )
+    return sorted(str(r["toObjectId"]) for r in body["results"])
+
+
+def test_association_rows_create_and_remove_vendor_associations(hs: Harness) -> None:
+    [ada] = seed(hs, "ada@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        deal = conn.execute(
+            "INSERT INTO hubspot.deal (dealname) VALUES ('Big deal') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        cur = conn.execute(
+            "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) "
+            "VALUES (%s, %s) RETURNING contact_id, deal_id, _sync_inserted_at IS NOT NULL",
+            (ada, deal),
+        )
+        assert (cur.statusmessage, cur.fetchall()) == ("INSERT 0 1", [(ada, deal, True)])
+        assert vendor_deals_of(hs, ada) == [deal]
+        clear_log(hs)
+        # The pair exists: PostgreSQL's own error, before any API call.
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) "
+                "VALUES (%s, %s)",
+                (ada, deal),
+            )
+        assert hs.sandbox.vendor_requests() == []
+        # An object the vendor does not know: its 404, nothing written locally.
+        with pytest.raises(psycopg.errors.NoDataFound):
+            conn.execute(
+                "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) "
+                "VALUES (%s, '999999')",
+                (ada,),
+            )
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute("UPDATE hubspot.associations_contact_deal SET deal_id = '1'")
+        cur = conn.execute(
+            "DELETE FROM hubspot.associations_contact_deal WHERE contact_id = %s RETURNING deal_id",
+            (ada,),
+        )
+        assert (cur.statusmessage, cur.fetchall()) == ("DELETE 1", [(deal,)])
+    assert vendor_deals_of(hs, ada) == []
+    assert hs.local("SELECT count(*) FROM hubspot.associations_contact_deal") == [(0,)]
+
+
+def test_association_in_a_failed_pipeline_is_removed_again(hs: Harness) -> None:
+    """A pipeline is one transaction: when a later statement fails, the association
+    made earlier in it is removed at the vendor too."""
+    [ada] = seed(hs, "ada@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        deal = conn.execute(
+            "INSERT INTO hubspot.deal (dealname) VALUES ('D') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        with pytest.raises(psycopg.errors.UniqueViolation), conn.pipeline():
+            conn.execute(
+                "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) "
+                "VALUES (%s, %s)",
+                (ada, deal),
+            )
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('ada@example.com')")
+    assert vendor_deals_of(hs, ada) == []
+    assert hs.local("SELECT count(*) FROM hubspot.associations_contact_deal") == [(0,)]

@@ -136,6 +136,8 @@ class Operation(StrEnum):
     UPDATE = "update"
     UPSERT = "upsert"
     ARCHIVE = "archive"
+    ASSOCIATE = "associate"
+    DISSOCIATE = "dissociate"
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,24 @@ class Connector(Protocol):
 
     async def archive(
         self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
+    ) -> None: ...
+
+    async def associate(
+        self,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> None: ...
+
+    async def dissociate(
+        self,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        hooks: CallHooks | None = None,
     ) -> None: ...
 
     async def get(

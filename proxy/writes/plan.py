@@ -111,11 +111,8 @@ def plan_write(sql: str, table: SyncedTable) -> WritePlan:
             "Send each statement separately.",
         )
     statement = statements[0].stmt
-    if table.association:
-        raise Unsupported(
-            f"writes to the association table {table.display} are not supported yet",
-            "Create associations through the vendor API for now.",
-        )
+    if table.ends is not None:
+        _check_association(statement, table)
     if _modifies_in_with(statement):
         raise Unsupported(*_refusal(ast.SelectStmt(), table))
     if isinstance(statement, ast.InsertStmt):
@@ -225,12 +222,19 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> Wri
     )
     stage_name = quote_ident(table.name)
     # The columns the API or the proxy fills may be NULL in what the client sends.
-    filled = sorted({table.id_column, *table.read_only, *table.sync_columns})
+    present = {c.name for c in table.columns}
+    filled = sorted({table.id_column, *table.read_only, *table.sync_columns} & present)
     stage = (
         f"CREATE TEMPORARY TABLE {stage_name} (LIKE {table.qualified} INCLUDING DEFAULTS "
         "INCLUDING CONSTRAINTS INCLUDING GENERATED)",
-        f"ALTER TABLE pg_temp.{stage_name} "
-        + ", ".join(f"ALTER COLUMN {quote_ident(c)} DROP NOT NULL" for c in filled),
+        *(
+            [
+                f"ALTER TABLE pg_temp.{stage_name} "
+                + ", ".join(f"ALTER COLUMN {quote_ident(c)} DROP NOT NULL" for c in filled)
+            ]
+            if filled
+            else []
+        ),
     )
     return WritePlan(
         "insert", table, None, stage, dry_run, apply, frozenset(), conflict, insert_columns
@@ -400,9 +404,29 @@ def _plan_delete(statement: ast.DeleteStmt, table: SyncedTable) -> WritePlan:
     ref, alias = _target_ref(statement.relation)
     _check_returning_refs(statement.returningClause, ref, table, bool(statement.usingClause))
     select_old = _old_rows_sql(statement, statement.usingClause, ref)
+    if table.ends is None:
+        key = f"{ref}.{quote_ident(table.id_column)}::text"
+        keys = "SELECT jsonb_array_elements_text($1::jsonb)"
+    else:  # an association row is its pair of ids: $1 is [[a, b], ...]
+        (first, _), (second, _) = table.ends
+        key = f"({ref}.{quote_ident(first)}::text, {ref}.{quote_ident(second)}::text)"
+        keys = "SELECT p->>0, p->>1 FROM jsonb_array_elements($1::jsonb) AS p"
     apply = (
-        f"DELETE FROM {table.qualified}{alias} WHERE {ref}.{quote_ident(table.id_column)}::text "
-        f"IN (SELECT jsonb_array_elements_text($1::jsonb))"
+        f"DELETE FROM {table.qualified}{alias} WHERE {key} IN ({keys})"
         f"{_returning_sql(statement.returningClause)}"
     )
     return WritePlan("delete", table, select_old, (), None, apply, frozenset())
+
+
+def _check_association(statement: ast.Node, table: SyncedTable) -> None:
+    """Association rows are created and removed, never changed (a pair is the row)."""
+    if isinstance(statement, ast.UpdateStmt):
+        raise Unsupported(
+            f"UPDATE of the association table {table.display} is not supported",
+            "Delete the association row and insert the new one.",
+        )
+    if isinstance(statement, ast.InsertStmt) and statement.onConflictClause is not None:
+        raise Unsupported(
+            f"ON CONFLICT on the association table {table.display} is not supported",
+            "Insert only associations that do not exist yet.",
+        )

@@ -54,6 +54,9 @@ class SyncedTable:
     association: bool = False
     #: Single-column unique constraints/indexes by column, named in duplicate errors.
     unique_constraints: Mapping[str, str] = field(default_factory=dict)
+    #: Association tables: (column, vendor object type) of each end, e.g.
+    #: (("contact_id", "contacts"), ("deal_id", "deals")).
+    ends: tuple[tuple[str, str], tuple[str, str]] | None = None
 
     @property
     def qualified(self) -> str:
@@ -226,6 +229,7 @@ def _build_table(
     entry = entry or SyncedTableSettings(table=f"{schema}.{name}", connector=connector)
     names = {c.name for c in columns}
     association = name.startswith(ASSOCIATION_PREFIX) and entry.object is None
+    ends = _association_ends(schema, name, names) if association else None
     id_column = entry.id_column
     if not association and id_column not in names:
         raise ConfigError(
@@ -269,4 +273,24 @@ def _build_table(
         upsert_keys=frozenset(upsert_keys),
         association=association,
         unique_constraints=unique_constraints,
+        ends=ends,
+    )
+
+
+def _association_ends(
+    schema: str, name: str, columns: set[str]
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """``associations_<a>_<b>`` with columns ``<a>_id`` and ``<b>_id`` (Sequin's layout);
+    object names may themselves contain underscores, so every split is tried."""
+    words = name.removeprefix(ASSOCIATION_PREFIX).split("_")
+    for cut in range(1, len(words)):
+        first, second = "_".join(words[:cut]), "_".join(words[cut:])
+        if f"{first}_id" in columns and f"{second}_id" in columns:
+            return (
+                (f"{first}_id", HUBSPOT_OBJECTS.get(first, first)),
+                (f"{second}_id", HUBSPOT_OBJECTS.get(second, second)),
+            )
+    raise ConfigError(
+        f"association table {schema}.{name} needs the columns <a>_id and <b>_id of its "
+        "name's two objects"
     )

@@ -87,6 +87,73 @@ class HubSpotConnector:
     ) -> None:
         await self._archive(object_type, ids, hooks or NoHooks(), compensation=False)
 
+    async def associate(
+        self,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> None:
+        """Default (unlabelled) associations, v4 API; undone if one of them fails."""
+        await self._link(Operation.ASSOCIATE, from_type, to_type, pairs, hooks or NoHooks())
+
+    async def dissociate(
+        self,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> None:
+        """Remove associations; the removed ones are restored if one of them fails."""
+        await self._link(Operation.DISSOCIATE, from_type, to_type, pairs, hooks or NoHooks())
+
+    async def _link(
+        self,
+        operation: Operation,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        hooks: CallHooks,
+        *,
+        compensation: bool = False,
+    ) -> None:
+        """One idempotent v4 request per pair (PUT/DELETE), each announced to hooks."""
+        done: list[tuple[str, str]] = []
+        for index, (from_id, to_id) in enumerate(pairs):
+            call = VendorCall(
+                operation,
+                from_type,
+                ({"from": from_id, "to": to_id, "toObjectType": to_type},),
+                first_index=index,
+                compensation=compensation,
+            )
+            await hooks.before_send(call)
+            base = f"/crm/v4/objects/{quote(from_type, safe='')}/{quote(from_id, safe='')}"
+            target = f"{quote(to_type, safe='')}/{quote(to_id, safe='')}"
+            try:
+                if operation is Operation.ASSOCIATE:
+                    path = f"{base}/associations/default/{target}"
+                    await self._client.request("PUT", path, object_type=from_type, idempotent=True)
+                else:
+                    path = f"{base}/associations/{target}"
+                    await self._client.request(
+                        "DELETE", path, object_type=from_type, idempotent=True
+                    )
+            except ApiError as error:
+                await hooks.after_send(call, CallOutcome(error=error))
+                if done and not compensation:
+                    undo = (
+                        Operation.DISSOCIATE
+                        if operation is Operation.ASSOCIATE
+                        else Operation.ASSOCIATE
+                    )
+                    await self._link(undo, from_type, to_type, done, hooks, compensation=True)
+                raise error.for_row(index) from None
+            await hooks.after_send(call, CallOutcome())
+            done.append((from_id, to_id))
+
     async def get(
         self,
         object_type: str,
