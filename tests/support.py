@@ -140,6 +140,10 @@ class Sandbox:
         body = self.http.get(f"/_sandbox/objects/{object_type}").raise_for_status().json()
         return list(body["results"] if isinstance(body, dict) else body)
 
+    def associations(self) -> list[dict[str, str]]:
+        """Every association between live objects, as the vendor holds them."""
+        return list(self.http.get("/_sandbox/associations").raise_for_status().json()["results"])
+
     def requests(
         self, method: str | None = None, path_contains: str = ""
     ) -> list[dict[str, object]]:

@@ -55,6 +55,17 @@ def assert_no_drift(direct_url: str, sandbox: Sandbox) -> None:
                 for obj in sandbox.objects(object_type)
             }
             assert local == remote, f"drift in {table}: local={local} vendor={remote}"
+        local_pairs = set(
+            conn.execute("SELECT contact_id, deal_id FROM hubspot.associations_contact_deal")
+        )
+        remote_pairs = {
+            (edge["fromId"], edge["toId"])
+            for edge in sandbox.associations()
+            if (edge["fromObjectType"], edge["toObjectType"]) == ("contacts", "deals")
+        }
+        assert local_pairs == remote_pairs, (
+            f"drift in associations: local={local_pairs} vendor={remote_pairs}"
+        )
 
 
 def _norm(value: object) -> str | None:

@@ -62,7 +62,13 @@ def test_reads_across_both_schemas(hs: Harness) -> None:
         )
         for name, amount in (("Engine", "1843.5"), ("Loom", "12"))
     )
-    # Association writes are refused by the proxy (not supported yet): seed them directly.
+    # Synced data as a sync would have written it: labelled associations (which the proxy
+    # cannot write yet) exist at the vendor and locally.
+    for deal in (engine, loom):
+        hs.sandbox.http.put(
+            f"/crm/v4/objects/contacts/{ada}/associations/default/deals/{deal}",
+            headers={"Authorization": "Bearer sandbox-token"},
+        ).raise_for_status()
     with psycopg.connect(hs.direct_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id, labels) "

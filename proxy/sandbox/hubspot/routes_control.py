@@ -23,6 +23,25 @@ async def dump_objects(request: Request) -> Response:
     return JSONResponse({"results": [render(o, schema, everything=True) for o in objects]})
 
 
+async def dump_associations(request: Request) -> Response:
+    """Every association between live objects (each appears once per direction)."""
+    edges = sandbox(request).store.edges()
+    return JSONResponse(
+        {
+            "results": [
+                {
+                    "fromObjectType": e.from_type,
+                    "fromId": e.from_id,
+                    "toObjectType": e.to_type,
+                    "toId": e.to_id,
+                    "typeId": e.type_id,
+                }
+                for e in edges
+            ]
+        }
+    )
+
+
 async def list_requests(request: Request) -> Response:
     entries = sandbox(request).log.entries(
         request.query_params.get("method"), request.query_params.get("path_regex")
@@ -75,6 +94,7 @@ async def clear_faults(request: Request) -> Response:
 
 routes = [
     Route("/_sandbox/objects/{type}", dump_objects, methods=["GET"]),
+    Route("/_sandbox/associations", dump_associations, methods=["GET"]),
     Route("/_sandbox/requests", list_requests, methods=["GET"]),
     Route("/_sandbox/requests", clear_requests, methods=["DELETE"]),
     Route("/_sandbox/reset", reset, methods=["POST"]),

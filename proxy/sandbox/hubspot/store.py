@@ -230,6 +230,21 @@ class Store:
                 if {(e.from_type, e.from_id), (e.to_type, e.to_id)} != {(ta, from_id), (tb, to_id)}
             }
 
+    def edges(self) -> list[Edge]:
+        """Every association between live objects, in both directions."""
+        with self._lock:
+            live = {
+                (type_name, object_id)
+                for type_name, objects in self._objects.items()
+                for object_id, obj in objects.items()
+                if obj.archived_at is None
+            }
+            return sorted(
+                e
+                for e in self._edges
+                if (e.from_type, e.from_id) in live and (e.to_type, e.to_id) in live
+            )
+
     def associations_of(self, from_type: str, from_id: str, to_type: str) -> dict[str, list[int]]:
         """Associated live object ids -> association type ids."""
         with self._lock:
