@@ -215,15 +215,7 @@ class Connector(Protocol):
         to_type: str,
         pairs: Sequence[tuple[str, str]],
         *,
-        hooks: CallHooks | None = None,
-    ) -> None: ...
-
-    async def dissociate(
-        self,
-        from_type: str,
-        to_type: str,
-        pairs: Sequence[tuple[str, str]],
-        *,
+        remove: bool = False,
         hooks: CallHooks | None = None,
     ) -> None: ...
 

@@ -265,7 +265,9 @@ class WriteExecutor:
         if plan.kind == "delete":
             pairs = [(str(row[first]), str(row[second])) for row in old]
             if pairs:
-                await connector.dissociate(first_type, second_type, pairs, hooks=self._hooks)
+                await connector.associate(
+                    first_type, second_type, pairs, remove=True, hooks=self._hooks
+                )
 
             async def restore() -> None:
                 await connector.associate(first_type, second_type, pairs, hooks=self._hooks)
@@ -290,7 +292,9 @@ class WriteExecutor:
             await connector.associate(first_type, second_type, pairs, hooks=self._hooks)
 
         async def remove() -> None:
-            await connector.dissociate(first_type, second_type, pairs, hooks=self._hooks)
+            await connector.associate(
+                first_type, second_type, pairs, remove=True, hooks=self._hooks
+            )
 
         return ApiChange(payload, remove if pairs else None)
 

@@ -93,21 +93,13 @@ class HubSpotConnector:
         to_type: str,
         pairs: Sequence[tuple[str, str]],
         *,
+        remove: bool = False,
         hooks: CallHooks | None = None,
     ) -> None:
-        """Default (unlabelled) associations, v4 API; undone if one of them fails."""
-        await self._link(Operation.ASSOCIATE, from_type, to_type, pairs, hooks or NoHooks())
-
-    async def dissociate(
-        self,
-        from_type: str,
-        to_type: str,
-        pairs: Sequence[tuple[str, str]],
-        *,
-        hooks: CallHooks | None = None,
-    ) -> None:
-        """Remove associations; the removed ones are restored if one of them fails."""
-        await self._link(Operation.DISSOCIATE, from_type, to_type, pairs, hooks or NoHooks())
+        """Create (or with ``remove``, delete) default associations, v4 API; what this
+        call changed is undone if one pair fails."""
+        operation = Operation.DISSOCIATE if remove else Operation.ASSOCIATE
+        await self._link(operation, from_type, to_type, pairs, hooks or NoHooks())
 
     async def _link(
         self,
