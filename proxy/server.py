@@ -1,7 +1,8 @@
 """``writeproxy serve``: the supervisor. Starts the embedded PostgreSQL when no
 upstream is configured, runs one worker in-process or N worker processes sharing
-the port with SO_REUSEPORT (restarting any that dies), and stops everything on
-SIGTERM/SIGINT after the workers have drained."""
+the port with SO_REUSEPORT (restarting any that dies, after a delay that grows while
+it keeps dying), and stops everything on SIGTERM/SIGINT after the workers have
+drained."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import uvloop
 
 from proxy.config import Settings
 from proxy.embedded import LocalPostgres
+from proxy.supervisor_backoff import RestartBackoff, describe_exit
 from proxy.worker import bind_listener, run_worker
 from proxy.writes.tables import ConfigError, SyncedTables, load_synced_tables
 
@@ -128,10 +130,13 @@ def _check_port_free(host: str, port: int) -> None:
 def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> None:
     ctx = multiprocessing.get_context("spawn")
     stopping = False
+    backoff = RestartBackoff()
+    restart_at: dict[int, float] = {}  # slot -> when its dead worker is replaced
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
         process = ctx.Process(target=_worker_main, args=(settings, index, runtime_dir, tables))
         process.start()
+        backoff.started(index, time.monotonic())
         return process
 
     workers: list[multiprocessing.process.BaseProcess] = []
@@ -148,10 +153,23 @@ def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> N
     for index in range(settings.workers):
         workers.append(start(index))
     while not stopping:
-        time.sleep(SUPERVISE_INTERVAL)
+        wake = min([time.monotonic() + SUPERVISE_INTERVAL, *restart_at.values()])
+        time.sleep(max(0.0, wake - time.monotonic()))
         for index, process in enumerate(workers):
-            if not process.is_alive() and not stopping:
-                log.error("worker %d exited with %s; restarting it", index, process.exitcode)
+            if stopping or process.is_alive():
+                continue
+            now = time.monotonic()
+            if index not in restart_at:
+                delay = backoff.exited(index, now)
+                restart_at[index] = now + delay
+                log.error(
+                    "worker %d exited with %s; restarting it in %.1fs",
+                    index,
+                    describe_exit(process.exitcode),
+                    delay,
+                )
+            elif now >= restart_at[index]:
+                del restart_at[index]
                 workers[index] = start(index)
     for process in workers:
         if process.is_alive():
