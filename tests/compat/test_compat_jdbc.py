@@ -18,7 +18,7 @@ from tests.support import ProxyProcess, Sandbox
 from tests.synced import Harness, harness
 
 JAR = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc-java
-SOURCE = Path(__file__).parent / "compat" / "jdbc" / "Probe.java"
+SOURCE = Path(__file__).parent / "jdbc" / "Probe.java"
 Steps = dict[str, dict[str, Any]]
 
 

@@ -713,7 +713,7 @@ def test_unnamed_prepared_statement_reused(hs: Harness) -> None:
 def test_large_copy_into_ordinary_table_keeps_memory_flat(hs: Harness) -> None:
     """With synced tables configured the relay watches extended-protocol messages; COPY
     data (here one CopyData message per row, as libpq sends them) must not accumulate."""
-    from tests.test_lifecycle import rss_bytes
+    from tests.integration.test_lifecycle import rss_bytes
 
     rows = 400_000
     with psycopg.connect(hs.direct_url, autocommit=True) as conn:

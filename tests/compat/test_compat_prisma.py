@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.compat.test_compat_node import run_node
 from tests.support import ProxyProcess, Sandbox
 from tests.synced import Harness, harness
-from tests.test_compat_node import run_node
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from tests.support import ProxyProcess, Sandbox
 from tests.synced import Harness, clean, harness
 
-PROBE = Path(__file__).parent / "compat" / "ruby" / "probe.rb"
+PROBE = Path(__file__).parent / "ruby" / "probe.rb"
 Steps = dict[str, dict[str, Any]]
 
 
