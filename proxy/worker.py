@@ -8,47 +8,18 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
-from proxy.backend.address import UpstreamAddress
 from proxy.cancel import CancelRegistry
 from proxy.config import Settings
 from proxy.connectors import build_connector
+from proxy.frontend.context import WorkerContext
 from proxy.frontend.session import ClientSession
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.router import WriteRouter
 from proxy.writes.tables import SyncedTables
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-@dataclass
-class WorkerContext:
-    """What every session of this worker shares."""
-
-    settings: Settings
-    upstream: UpstreamAddress
-    cancels: CancelRegistry
-    router: WriteRouter | None = None
-    sessions: set[ClientSession] = field(default_factory=set)
-    draining: bool = False
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """Run ``coro`` in the background, keeping a reference and logging failures."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-        return task
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
 
 
 def bind_listener(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -84,7 +55,9 @@ async def run_worker(
     sock: socket.socket,
     tables: SyncedTables,
 ) -> None:
-    """Serve clients on ``sock`` until SIGTERM/SIGINT, then drain."""
+    """The worker's lifespan (as uvicorn's server): startup, serve until SIGTERM or
+    SIGINT, then a shutdown that drains sessions, awaits background tasks and closes
+    the connectors."""
     loop = asyncio.get_running_loop()
     ctx = WorkerContext(
         settings,
@@ -92,16 +65,27 @@ async def run_worker(
         CancelRegistry(worker_index, runtime_dir),
         build_router(tables),
     )
-    server = await loop.create_server(lambda: ClientSession(ctx), sock=sock)
-    await ctx.cancels.serve_peers()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    log.info("worker %d shutting down: %d sessions open", worker_index, len(ctx.sessions))
-    server.close()
-    ctx.cancels.close()
-    await drain(ctx, settings.shutdown_timeout)
+    try:
+        server = await loop.create_server(lambda: ClientSession(ctx), sock=sock)
+        await ctx.cancels.serve_peers()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("worker %d shutting down: %d sessions open", worker_index, len(ctx.sessions))
+        server.close()
+        ctx.cancels.close()
+        await drain(ctx, settings.shutdown_timeout)
+    finally:
+        await shutdown(ctx)
+
+
+async def shutdown(ctx: WorkerContext) -> None:
+    """After the sessions: let background work (compensations, cancels) finish for a
+    bounded time, then close the vendor connectors."""
+    await ctx.wait_tasks(ctx.settings.connect_timeout)
+    if ctx.router is not None:
+        await ctx.router.executor.aclose()
 
 
 async def drain(ctx: WorkerContext, timeout: float) -> None:
@@ -110,8 +94,9 @@ async def drain(ctx: WorkerContext, timeout: float) -> None:
     for session in list(ctx.sessions):
         if session.idle:
             session.terminate()
-    deadline = asyncio.get_running_loop().time() + timeout
-    while ctx.sessions and asyncio.get_running_loop().time() < deadline:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while ctx.sessions and loop.time() < deadline:
         await asyncio.sleep(0.05)
     remaining = list(ctx.sessions)
     for session in remaining:

@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from proxy.backend.params import NO_PARAMS, StatementParams
 from proxy.backend.upstream import Capture, UpstreamProtocol
+from proxy.wire.codes import ASYNCHRONOUS, Backend
 from proxy.wire.messages import extended
 from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.data_row import data_row_values
 from proxy.wire.messages.error_response import parse_fields
 from proxy.wire.messages.parse import Parse
 
-ASYNC_KINDS = frozenset(b"NAS")
 INTERNAL = "writeproxy_internal"
-ERROR = ord("E")
-READY = ord("Z")
+ERROR = Backend.ERROR_RESPONSE
+READY = Backend.READY_FOR_QUERY
 
 
 @dataclass
@@ -67,7 +68,7 @@ class UpstreamChannel:
         """The next message that answers what we sent (async ones go to the client)."""
         while True:
             kind, body = await self._capture.next()
-            if kind in ASYNC_KINDS:
+            if kind in ASYNCHRONOUS:
                 self._to_client(kind, body)
                 continue
             return kind, body
@@ -75,15 +76,16 @@ class UpstreamChannel:
     async def run(
         self,
         sql: str,
-        param_types: Sequence[int] = (),
-        bind: Bind | None = None,
+        params: StatementParams = NO_PARAMS,
         result_formats: Sequence[int] = (),
     ) -> Result:
         """Run one statement with the extended protocol, reusing a client's raw
-        parameter values when ``bind`` is given, and Sync (we are always inside an
-        explicit transaction block here, so Sync does not commit)."""
+        parameter values when ``params`` carries them, and Sync (we are always inside
+        an explicit transaction block here, so Sync does not commit)."""
+        bind = params.bind
         values = bind.values if bind is not None else ()
         formats = bind.param_formats if bind is not None else ()
+        param_types = params.param_types
         # A named statement and portal of the proxy's own, so that the client's unnamed
         # statement survives (closing an absent one is not an error).
         self.send(
@@ -97,8 +99,10 @@ class UpstreamChannel:
         )
         return await self._collect(Result())
 
-    async def checked(self, sql: str, *args: object, **kwargs: object) -> Result:
-        result = await self.run(sql, *args, **kwargs)  # type: ignore[arg-type]
+    async def checked(
+        self, sql: str, params: StatementParams = NO_PARAMS, result_formats: Sequence[int] = ()
+    ) -> Result:
+        result = await self.run(sql, params, result_formats)
         if result.error is not None:
             raise QueryFailed(result)
         return result
@@ -106,12 +110,12 @@ class UpstreamChannel:
     async def _collect(self, result: Result) -> Result:
         while True:
             kind, body = await self.next()
-            if kind == ord("D"):
+            if kind == Backend.DATA_ROW:
                 result.raw_rows.append(body)
                 result.rows.append(data_row_values(body))
-            elif kind == ord("T"):
+            elif kind == Backend.ROW_DESCRIPTION:
                 result.row_description = body
-            elif kind == ord("C"):
+            elif kind == Backend.COMMAND_COMPLETE:
                 result.tag = body[:-1].decode()
             elif kind == ERROR:
                 result.error = body

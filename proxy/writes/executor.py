@@ -17,24 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from proxy.backend.channel import QueryFailed, Result, UpstreamChannel
-from proxy.connectors.base import (
-    ApiError,
-    ApiObject,
-    CallHooks,
-    Connector,
-    ErrorKind,
-    NoHooks,
-)
-from proxy.wire.framing import message
-from proxy.wire.messages.bind import Bind
-from proxy.wire.messages.error_response import PgError
+from proxy.backend.params import NO_PARAMS, StatementParams, json_param
+from proxy.connectors.base import ApiError, ApiObject, CallHooks, Connector, NoHooks
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
+from proxy.writes.errors import api_error, unsupported_error
+from proxy.writes.ledger import TxLedger
+from proxy.writes.outcome import ApiChange, Failure, Outcome, StatementError, Success, UpstreamError
 from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan, assigned_error
 from proxy.writes.tables import SyncedTable
 
@@ -47,58 +40,6 @@ ABORT_SQL = (
 )
 
 Image = dict[str, Any]
-Compensation = Callable[[], Awaitable[None]]
-
-
-@dataclass
-class ApiChange:
-    """What the API accepted: the rows to apply locally and how to undo it."""
-
-    payload: list[Any]
-    undo: Compensation | None = None
-
-
-@dataclass
-class Success:
-    row_description: bytes | None
-    raw_rows: list[bytes]
-    tag: str
-    status: int
-    #: What the API accepted, for compensation if the enclosing transaction fails.
-    change: ApiChange | None = None
-
-
-@dataclass
-class Failure:
-    error: bytes  # a framed ErrorResponse for the client
-    status: int
-
-
-Outcome = Success | Failure
-
-
-def api_error_response(error: ApiError, table: SyncedTable, value: object | None = None) -> bytes:
-    """The ErrorResponse a client sees for a vendor rejection (README's SQLSTATE table).
-
-    A duplicate also names the local unique constraint and starts DETAIL the way
-    PostgreSQL does (``Key (email)=(…) already exists.``), which ORMs parse."""
-    extra = {"schema_name": table.schema, "table_name": table.name}
-    column = table.column_of(error.column) if error.column else None
-    detail = error.detail
-    if column:
-        extra["column_name"] = column
-        constraint = table.unique_constraints.get(column)
-        if error.kind is ErrorKind.DUPLICATE and constraint is not None:
-            extra["constraint_name"] = constraint
-            if value is not None:
-                detail = f"Key ({column})=({value}) already exists. {detail}"
-    return PgError(
-        error.sqlstate, error.message, detail=detail or None, hint=error.hint, extra=extra
-    ).encode()
-
-
-def unsupported_response(error: Unsupported) -> bytes:
-    return PgError("0A000", str(error), hint=error.hint).encode()
 
 
 def images(result: Result) -> list[Image]:
@@ -116,14 +57,28 @@ class WriteExecutor:
         self._connectors = connectors
         self._hooks = hooks or NoHooks()
 
+    async def aclose(self) -> None:
+        """Close the connectors' HTTP clients (worker shutdown)."""
+        for connector in self._connectors.values():
+            await connector.aclose()
+
+    # -- the transaction's boundaries (proxy.frontend.transaction) -----------------
+
+    async def rolled_back(self, entry_ids: Sequence[int]) -> None:
+        return None
+
+    def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
+        return None
+
+    async def archive_deferred(self, channel: UpstreamChannel, ledger: TxLedger) -> Failure | None:
+        return None
+
     async def execute(
         self,
         channel: UpstreamChannel,
         plan: WritePlan,
         in_block: bool,
-        bind: Bind | None = None,
-        param_types: Sequence[int] = (),
-        result_formats: Sequence[int] = (),
+        params: StatementParams = NO_PARAMS,
     ) -> Outcome:
         change: ApiChange | None = None
         new: list[Image] = []
@@ -133,26 +88,21 @@ class WriteExecutor:
             await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
             old: list[Image] = []
             if plan.select_old is not None:
-                old = _unique(
-                    images(await channel.checked(plan.select_old, param_types, bind)), plan
-                )
+                old = _unique(images(await channel.checked(plan.select_old, params)), plan)
             if plan.dry_run is not None:
-                new = await self._dry_run(channel, plan, bind, param_types)
+                new = await self._dry_run(channel, plan, params)
             if plan.kind == "insert":
                 _refuse_supplied_values(plan, new)
             if plan.conflict is not None and plan.conflict.action == "update":
                 old = await self._existing(channel, plan, new)
                 if old:
-                    new = await self._resolve_conflicts(channel, plan, bind, param_types, old)
+                    new = await self._resolve_conflicts(channel, plan, params, old)
             if plan.table.ends is not None:
                 change = await self._associations(channel, plan, old, new)
             else:
                 change = await self._call_api(plan, old, new)
             applied = await channel.run(
-                plan.apply,
-                (0,),
-                _json_bind(change.payload),
-                result_formats,
+                plan.apply, json_param(change.payload), params.result_formats
             )
             if applied.error is not None:
                 raise QueryFailed(applied)
@@ -167,15 +117,15 @@ class WriteExecutor:
         except QueryFailed as failed:
             await compensate(change)
             assert failed.result.error is not None
-            return await self.fail(channel, in_block, message(b"E", failed.result.error), True)
+            return await self.fail(channel, in_block, UpstreamError(failed.result.error), True)
         except ApiError as error:
             value = _failed_value(plan, error, new)
-            return await self.fail(channel, in_block, api_error_response(error, plan.table, value))
+            return await self.fail(channel, in_block, api_error(error, plan.table, value))
         except Unsupported as error:
-            return await self.fail(channel, in_block, unsupported_response(error))
+            return await self.fail(channel, in_block, unsupported_error(error))
 
     async def fail(
-        self, channel: UpstreamChannel, in_block: bool, error: bytes, aborted: bool = False
+        self, channel: UpstreamChannel, in_block: bool, error: StatementError, aborted: bool = False
     ) -> Failure:
         """Leave the session as PostgreSQL would after this statement failed."""
         if not in_block:
@@ -191,14 +141,13 @@ class WriteExecutor:
         self,
         channel: UpstreamChannel,
         plan: WritePlan,
-        bind: Bind | None,
-        param_types: Sequence[int],
+        params: StatementParams,
     ) -> list[Image]:
         assert plan.dry_run is not None
         await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
         for statement in plan.stage:
             await channel.checked(statement)
-        new = images(await channel.checked(plan.dry_run, param_types, bind))
+        new = images(await channel.checked(plan.dry_run, params))
         await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
         await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
         return new
@@ -212,15 +161,14 @@ class WriteExecutor:
         keys = [str(row[key]) for row in new if row.get(key) is not None]
         if not keys:
             return []
-        result = await channel.checked(plan.conflict.select_existing, (0,), _json_bind(keys))
+        result = await channel.checked(plan.conflict.select_existing, json_param(keys))
         return images(result)
 
     async def _resolve_conflicts(
         self,
         channel: UpstreamChannel,
         plan: WritePlan,
-        bind: Bind | None,
-        param_types: Sequence[int],
+        params: StatementParams,
         existing: list[Image],
     ) -> list[Image]:
         """Let PostgreSQL run the client's whole ON CONFLICT clause (SET expressions,
@@ -233,8 +181,8 @@ class WriteExecutor:
         for statement in plan.stage:
             await channel.checked(statement)
         await channel.checked(conflict.seed[0])
-        await channel.checked(conflict.seed[1], (0,), _json_bind(existing))
-        result = await channel.checked(conflict.dry_run, param_types, bind)
+        await channel.checked(conflict.seed[1], json_param(existing))
+        result = await channel.checked(conflict.dry_run, params)
         await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
         await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
         return [json.loads(row[0]) for row in result.rows if row[0] is not None]
@@ -284,7 +232,7 @@ class WriteExecutor:
             for row in new
         ]
         await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
-        await channel.checked(plan.apply, (0,), _json_bind(payload))
+        await channel.checked(plan.apply, json_param(payload))
         await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
         await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
         pairs = [(str(row[first]), str(row[second])) for row in new]
@@ -479,11 +427,6 @@ def _refuse_supplied_values(plan: WritePlan, new: list[Image]) -> None:
         assigned = column in table.read_only or column == table.id_column
         if assigned and any(row.get(column) is not None for row in new):
             raise assigned_error(table, column)
-
-
-def _json_bind(value: object) -> Bind:
-    """A one-parameter Bind carrying ``value`` as JSON text (for ``$1::jsonb``)."""
-    return Bind("", "", (), (json.dumps(value).encode(),), ())
 
 
 def _unique(rows: list[Image], plan: WritePlan) -> list[Image]:

@@ -4,14 +4,14 @@ translated, plan (cached) and execute."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from proxy.backend.channel import UpstreamChannel
+from proxy.backend.params import NO_PARAMS, StatementParams
 from proxy.sql.classifier import Classification, WriteClassifier
-from proxy.wire.framing import message
 from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
-from proxy.writes.executor import Failure, Outcome, WriteExecutor, unsupported_response
+from proxy.writes.errors import unsupported_error
+from proxy.writes.executor import WriteExecutor
+from proxy.writes.outcome import Failure, Outcome, UpstreamError
 from proxy.writes.plan import Unsupported, WritePlan, plan_write
 from proxy.writes.tables import SyncedTable, SyncedTables, quote_ident
 
@@ -30,7 +30,7 @@ class WriteRouter:
     def __init__(self, tables: SyncedTables, executor: WriteExecutor) -> None:
         self.tables = tables
         self.classifier = WriteClassifier(tables.qualified_names)
-        self._executor = executor
+        self.executor = executor
         self._plans: dict[tuple[str, str, str], WritePlan] = {}
 
     def classify(self, sql: str) -> Classification:
@@ -41,9 +41,7 @@ class WriteRouter:
         channel: UpstreamChannel,
         sql: str,
         classification: Classification,
-        bind: Bind | None = None,
-        param_types: Sequence[int] = (),
-        result_formats: Sequence[int] = (),
+        params: StatementParams = NO_PARAMS,
     ) -> Outcome | None:
         """Execute ``sql`` as a synced write; None when, resolved against the
         session's search_path, it does not write a synced table after all."""
@@ -55,11 +53,11 @@ class WriteRouter:
             if target[0] is not None:
                 name = f"{quote_ident(target[0])}.{name}"
             resolved = await channel.run(
-                RESOLVE_SQL, (TEXT_OID,), Bind("", "", (), (name.encode(),), ())
+                RESOLVE_SQL, StatementParams(Bind("", "", (), (name.encode(),), ()), (TEXT_OID,))
             )
             if resolved.error is not None:
                 # E.g. the transaction is aborted: PostgreSQL's own answer is the right one.
-                return Failure(message(b"E", resolved.error), resolved.status)
+                return Failure(UpstreamError(resolved.error), resolved.status)
             status = resolved.status
             row = resolved.rows[0] if resolved.rows else None
             if row is not None and row[0] is not None and row[1] is not None:
@@ -86,11 +84,9 @@ class WriteRouter:
             if not in_block:
                 # Nothing was started: a ROLLBACK here would only earn the client a
                 # "there is no transaction in progress" WARNING.
-                return Failure(unsupported_response(error), status)
-            return await self._executor.fail(channel, in_block, unsupported_response(error))
-        return await self._executor.execute(
-            channel, plan, in_block, bind, param_types, result_formats
-        )
+                return Failure(unsupported_error(error), status)
+            return await self.executor.fail(channel, in_block, unsupported_error(error))
+        return await self.executor.execute(channel, plan, in_block, params)
 
     def _plan(self, sql: str, table: SyncedTable) -> WritePlan:
         key = (sql, table.schema, table.name)

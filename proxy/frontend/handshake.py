@@ -1,0 +1,227 @@
+"""The startup phase of a session: the startup packet, encryption and cancel requests,
+opening the upstream connection, and relaying its authentication exchange.
+
+The client's StartupMessage is forwarded as it was sent and the upstream's
+authentication exchange (trust, cleartext, md5, SCRAM-SHA-256) is relayed message by
+message, so the proxy never needs a copy of any password. The upstream's BackendKeyData
+is replaced by a key of the proxy's own (see ``proxy.cancel``). TLS and proxy-side
+authentication belong here when they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from proxy.backend.upstream import UpstreamListener, UpstreamProtocol, connect_upstream
+from proxy.frontend.context import WorkerContext
+from proxy.frontend.phase import Phase
+from proxy.wire.codes import Backend
+from proxy.wire.framing import (
+    FRONTEND_AUTH_TYPES,
+    HEADER,
+    INT32,
+    MAX_AUTH_MESSAGE,
+    MAX_STARTUP_PACKET,
+    message,
+)
+from proxy.wire.messages.backend_key_data import BackendKey
+from proxy.wire.messages.error_response import PgError, protocol_violation
+from proxy.wire.messages.startup import (
+    CANCEL_REQUEST_CODE,
+    GSSENC_REQUEST_CODE,
+    SSL_REQUEST_CODE,
+    StartupError,
+    parse_startup,
+)
+
+log = logging.getLogger(__name__)
+
+AUTH_OK = 0
+#: Authentication requests the client must answer with one 'p' message (cleartext,
+#: MD5, GSS, GSS continue, SSPI, SASL, SASL continue).
+AUTH_NEEDS_RESPONSE = frozenset({3, 5, 7, 8, 9, 10, 11})
+PROTOCOL_3_2 = (3 << 16) | 2
+LONG_SECRET = 32
+SHORT_SECRET = 4
+
+
+class HandshakeHost(UpstreamListener, Protocol):
+    """What the handshake needs from its session."""
+
+    @property
+    def phase(self) -> Phase: ...
+
+    def set_phase(self, phase: Phase) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def fail(self, error: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def upstream_attached(self, upstream: UpstreamProtocol) -> None: ...
+
+    def handshake_done(self, status: int) -> None: ...
+
+    async def cancel_upstream(self) -> None: ...
+
+
+class Handshake:
+    """Drives one session from its first byte to the first ReadyForQuery."""
+
+    def __init__(self, host: HandshakeHost, ctx: WorkerContext) -> None:
+        self._host = host
+        self._ctx = ctx
+        self.buf = bytearray()
+        self.protocol_version = 0
+        self.auth_ok = False
+        self.upstream_key: BackendKey | None = None
+        self.key: BackendKey | None = None
+        self._awaiting_password = False
+        self._upstream: UpstreamProtocol | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        # As PostgreSQL's authentication_timeout: a stalled handshake holds no socket.
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            ctx.settings.authentication_timeout, self._timed_out
+        )
+
+    def client_data(self, data: bytes) -> None:
+        self.buf += data
+        phase = self._host.phase
+        if phase is Phase.STARTUP:
+            self._read_startup()
+        elif self._awaiting_password:
+            self._relay_auth_responses()
+        elif len(self.buf) > MAX_AUTH_MESSAGE + MAX_STARTUP_PACKET:
+            self._host.fail(protocol_violation("unexpected data before the session was ready"))
+
+    def stop(self) -> None:
+        """The session ended: stop the timer and any connection attempt."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        if self.key is not None:
+            self._ctx.cancels.release(self.key)
+
+    def _timed_out(self) -> None:
+        if self._host.phase not in (Phase.RELAYING, Phase.INTERCEPTING, Phase.CLOSED):
+            log.info("closing a client that did not finish authentication in time")
+            self._host.fail(
+                PgError(
+                    "08006", "canceling authentication due to timeout", severity="FATAL"
+                ).encode()
+            )
+
+    # -- startup packet -------------------------------------------------------
+
+    def _read_startup(self) -> None:
+        buf = self.buf
+        host = self._host
+        while host.phase is Phase.STARTUP and len(buf) >= 4:
+            length = INT32.unpack_from(buf, 0)[0]
+            if not 8 <= length <= MAX_STARTUP_PACKET:
+                host.fail(protocol_violation("invalid length of startup packet"))
+                return
+            if len(buf) < length:
+                return
+            packet = bytes(buf[:length])
+            del buf[:length]
+            code = INT32.unpack_from(packet, 4)[0]
+            if code in (SSL_REQUEST_CODE, GSSENC_REQUEST_CODE) and length == 8:
+                if buf:
+                    # As PostgreSQL: plaintext pipelined behind an encryption request
+                    # could be injected by a man in the middle.
+                    host.fail(protocol_violation("received unencrypted data after SSL request"))
+                    return
+                host.write(b"N")
+            elif code == CANCEL_REQUEST_CODE and length >= 16:
+                host.set_phase(Phase.CLOSED)
+                self._ctx.spawn(self._ctx.cancels.cancel(packet))
+                host.close()
+            else:
+                self._begin(packet)
+
+    def _begin(self, packet: bytes) -> None:
+        try:
+            startup = parse_startup(packet)
+        except StartupError as exc:
+            self._host.fail(PgError(exc.sqlstate, str(exc), severity="FATAL").encode())
+            return
+        self.protocol_version = startup.version
+        self._host.set_phase(Phase.CONNECTING)
+        self._connect_task = self._ctx.spawn(self._connect(startup.raw))
+
+    async def _connect(self, startup_packet: bytes) -> None:
+        host = self._host
+        try:
+            upstream = await connect_upstream(
+                self._ctx.upstream, host, self._ctx.settings.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("cannot reach upstream %s: %s", self._ctx.upstream.host, exc)
+            host.fail(
+                PgError(
+                    "08006",
+                    "could not connect to the upstream server",
+                    severity="FATAL",
+                    detail=str(exc) or type(exc).__name__,
+                ).encode()
+            )
+            return
+        if host.phase is Phase.CLOSED:
+            if upstream.transport is not None:
+                upstream.transport.close()
+            return
+        self._upstream = upstream
+        host.upstream_attached(upstream)
+        host.set_phase(Phase.AUTHENTICATING)
+        assert upstream.transport is not None
+        upstream.transport.write(startup_packet)
+
+    # -- authentication -------------------------------------------------------
+
+    def _relay_auth_responses(self) -> None:
+        """Forward the one password/SASL message the server asked for; anything sent
+        before it is asked stays buffered (for a trust user it is ordinary traffic)."""
+        buf = self.buf
+        upstream = self._upstream
+        assert upstream is not None and upstream.transport is not None
+        while self._awaiting_password and len(buf) >= 5:
+            kind, length = HEADER.unpack_from(buf, 0)
+            if kind[0] not in FRONTEND_AUTH_TYPES or not 4 <= length <= MAX_AUTH_MESSAGE:
+                self._host.fail(
+                    protocol_violation(f"expected password response, got message type {kind[0]}")
+                )
+                return
+            if len(buf) < 1 + length:
+                return
+            upstream.transport.write(bytes(buf[: 1 + length]))
+            del buf[: 1 + length]
+            self._awaiting_password = False
+
+    def upstream_message(self, kind: int, body: bytes) -> None:
+        """One server message before the session is ready."""
+        host = self._host
+        if kind == Backend.BACKEND_KEY_DATA:
+            self.upstream_key = BackendKey.decode(body)
+            long_keys = self.protocol_version >= PROTOCOL_3_2 and len(body) > 8
+            self.key = self._ctx.cancels.issue(host, LONG_SECRET if long_keys else SHORT_SECRET)
+            host.write(self.key.encode())
+            return
+        host.write(message(bytes((kind,)), body))
+        if kind == Backend.AUTHENTICATION:
+            code = INT32.unpack_from(body, 0)[0]
+            if code == AUTH_OK:
+                self.auth_ok = True
+            elif code in AUTH_NEEDS_RESPONSE:
+                self._awaiting_password = True
+                self._relay_auth_responses()
+        elif kind == Backend.READY_FOR_QUERY:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            host.handshake_done(body[0])

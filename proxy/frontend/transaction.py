@@ -1,0 +1,123 @@
+"""The client's transaction boundaries, as they concern the vendor changes made in it.
+
+The interceptor calls in here around transaction-control statements of a transaction
+that holds vendor changes (see ``proxy.writes.ledger``): archives deferred by DELETEs
+run just before the COMMIT that makes them final; a successful ``ROLLBACK TO`` hands
+the journal entries made after the savepoint over for compensation. When the
+transaction ends, however it ends, the session hands its entries to the journal,
+which asks PostgreSQL for the verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from proxy.backend.channel import UpstreamChannel
+from proxy.sql.txcontrol import TxControl, TxKind
+from proxy.wire.messages.error_response import PgError
+from proxy.wire.messages.ready_for_query import FAILED_TRANSACTION, IDLE
+from proxy.writes.ledger import TxLedger
+from proxy.writes.outcome import Failure, StatementError, UpstreamError
+
+
+class TransactionJournal(Protocol):
+    """What the live path tells the journal."""
+
+    async def rolled_back(self, entry_ids: Sequence[int]) -> None:
+        """These entries' changes were undone locally (ROLLBACK TO, a failed
+        statement): record it durably, then compensate them."""
+
+    def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
+        """The transaction ended: resolve its entries by PostgreSQL's verdict."""
+
+
+class DeferredArchiver(Protocol):
+    async def archive_deferred(
+        self, channel: UpstreamChannel, ledger: TxLedger
+    ) -> Failure | None: ...
+
+
+class TransactionControl:
+    """One session's handling of transaction control while it holds vendor changes."""
+
+    def __init__(
+        self,
+        channel: UpstreamChannel,
+        ledger: TxLedger,
+        journal: TransactionJournal,
+        archiver: DeferredArchiver,
+        tx_status: int,
+    ) -> None:
+        self._channel = channel
+        self._ledger = ledger
+        self._journal = journal
+        self._archiver = archiver
+        self._tx_status = tx_status
+
+    def status_changed(self, status: int) -> None:
+        self._tx_status = status
+
+    async def before(self, controls: Sequence[TxControl]) -> Failure | None:
+        """Before the statements run: a COMMIT first archives what DELETEs deferred.
+
+        A failure is the COMMIT's failure: the upstream transaction is rolled back, the
+        client sees the error (and an idle session afterwards, as after a failed COMMIT)."""
+        commits = [c for c in controls if c.kind is TxKind.COMMIT or c.kind is TxKind.PREPARE]
+        if not commits or not self._ledger.deferred or self._tx_status == FAILED_TRANSACTION:
+            return None
+        if len(commits) > 1 or commits[0].index != 0:
+            # The archive must come just before the COMMIT, with nothing in between.
+            return Failure(
+                PgError(
+                    "0A000",
+                    "COMMIT after a DELETE on a synced table must be sent on its own",
+                    hint="Send COMMIT as a separate statement: the vendor archive runs "
+                    "just before it.",
+                ),
+                self._tx_status,
+            )
+        failure = await self._archiver.archive_deferred(self._channel, self._ledger)
+        if failure is None:
+            return None
+        rolled = await self._channel.run("ROLLBACK")
+        return Failure(failure.error, rolled.status if rolled.error is None else IDLE)
+
+    async def after(self, done: Sequence[TxControl]) -> None:
+        """These statements succeeded: follow their savepoints in the ledger."""
+        ledger = self._ledger
+        for control in done:
+            name = control.savepoint or ""
+            if control.kind is TxKind.SAVEPOINT:
+                ledger.savepoint(name)
+            elif control.kind is TxKind.RELEASE:
+                ledger.release(name)
+            elif control.kind is TxKind.ROLLBACK_TO:
+                undone = ledger.rollback_to(name)
+                if undone:
+                    await self._journal.rolled_back(undone)
+            elif control.ends_transaction and control.chain:
+                # AND CHAIN: a new transaction starts at once, ReadyForQuery stays 'T'.
+                xid, entries = ledger.end()
+                self._journal.ended(xid, entries)
+
+    async def end_proxy_block(self, failed: bool) -> StatementError | None:
+        """The client's Sync ends the block the proxy opened for its implicit
+        transaction: commit it (deferred archives first), or roll it back. Returns the
+        error of a COMMIT that failed, for the client."""
+        channel = self._channel
+        error = None
+        if not failed:
+            archive_failure = await self._archiver.archive_deferred(channel, self._ledger)
+            if archive_failure is not None:
+                failed = True
+                error = archive_failure.error
+        result = await channel.run("ROLLBACK" if failed else "COMMIT")
+        if result.status != IDLE:
+            # An error left the upstream skipping messages until Sync: ours was skipped.
+            result = await channel.run("ROLLBACK")
+        if error is not None:
+            return error
+        if result.error is not None and not failed:
+            return UpstreamError(result.error)
+        return None

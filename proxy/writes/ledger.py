@@ -1,0 +1,119 @@
+"""The vendor API changes of one session's current transaction, by savepoint.
+
+Each synced write journals its vendor calls durably (``proxy.journal``); the ledger
+only remembers, for the live path, *which* journal entries belong to the client's
+current transaction and under which savepoints they were made, and which archives
+wait for the COMMIT. What happens to the entries is decided by PostgreSQL's verdict on
+the transaction (``pg_xact_status``), never by the ledger: the ledger tells the
+resolver *when* to ask (the transaction ended; a savepoint was rolled back).
+
+Savepoints are tracked only while the ledger is active (it holds an entry or a
+deferred archive): a savepoint the ledger never saw was established before every
+entry, so ``ROLLBACK TO`` it undoes them all. Names follow PostgreSQL: the most
+recent savepoint of a name wins, ``RELEASE`` also releases the ones after it, and
+``ROLLBACK TO`` keeps the savepoint itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredArchive:
+    """Objects a DELETE removed locally; archived at the vendor at COMMIT (an archive
+    cannot be undone through the vendor API, so it waits for the transaction to be
+    about to commit)."""
+
+    connector: str
+    object_type: str
+    table: str  # schema.table, for messages
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Savepoint:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Entries:
+    ids: tuple[int, ...]
+
+
+_Event = _Savepoint | _Entries | DeferredArchive
+
+
+@dataclass
+class TxLedger:
+    """One per session; reset whenever the client's transaction ends."""
+
+    #: The client transaction's id (xid8), once a synced write asked for it.
+    xid: int | None = None
+    #: The proxy opened the current block for the client's implicit transaction (a
+    #: pipeline of synced writes) and ends it at the client's Sync.
+    proxy_block: bool = False
+    #: A statement ran since the last ReadyForQuery (it may have begun a block).
+    dirty: bool = False
+    _events: list[_Event] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """The transaction has made (or deferred) vendor changes."""
+        return any(not isinstance(event, _Savepoint) for event in self._events)
+
+    @property
+    def entry_ids(self) -> list[int]:
+        return [i for event in self._events if isinstance(event, _Entries) for i in event.ids]
+
+    @property
+    def deferred(self) -> list[DeferredArchive]:
+        return [event for event in self._events if isinstance(event, DeferredArchive)]
+
+    def record(self, entry_ids: Iterable[int]) -> None:
+        ids = tuple(entry_ids)
+        if ids:
+            self._events.append(_Entries(ids))
+
+    def defer(self, archive: DeferredArchive) -> None:
+        if archive.ids:
+            self._events.append(archive)
+
+    def savepoint(self, name: str) -> None:
+        if self.active:
+            self._events.append(_Savepoint(name))
+
+    def release(self, name: str) -> None:
+        """RELEASE: the savepoint and every later one merge into their parent."""
+        at = self._find(name)
+        self._events = [
+            event
+            for i, event in enumerate(self._events)
+            if i < at or not isinstance(event, _Savepoint)
+        ]
+
+    def rollback_to(self, name: str) -> list[int]:
+        """ROLLBACK TO succeeded: drop what was done after the savepoint; returns the
+        journal entries to compensate. The savepoint itself remains."""
+        at = self._find(name)
+        keep = at + 1 if at >= 0 else 0
+        undone = self._events[keep:]
+        self._events = self._events[:keep]
+        return [i for event in undone if isinstance(event, _Entries) for i in event.ids]
+
+    def end(self) -> tuple[int | None, list[int]]:
+        """The transaction ended (committed or not): hand over its xid and entries."""
+        result = (self.xid, self.entry_ids)
+        self.xid = None
+        self.proxy_block = False
+        self._events = []
+        return result
+
+    def _find(self, name: str) -> int:
+        """Index of the most recent savepoint ``name``; -1: before every event."""
+        for i in range(len(self._events) - 1, -1, -1):
+            event = self._events[i]
+            if isinstance(event, _Savepoint) and event.name == name:
+                return i
+        return -1
