@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pglast import ast, parse_sql
-from pglast.enums import OnConflictAction
+from pglast.enums import OnConflictAction, SortByDir, SortByNulls
 from pglast.stream import RawStream
 
 from proxy.writes.tables import SyncedTable, quote_ident
@@ -262,6 +262,14 @@ def _conflict_statements(sql: str, table: SyncedTable, key: str) -> tuple[tuple[
     statement = parse_sql(sql)[0].stmt
     ref, _ = _target_ref(statement.relation)
     _retarget_to_stage(statement, table)
+    if statement.onConflictClause.infer.conname:
+        # The staging copy's unique index has another name: infer it from the column.
+        elem = ast.IndexElem(
+            name=key,
+            ordering=SortByDir.SORTBY_DEFAULT,
+            nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT,
+        )
+        statement.onConflictClause.infer = ast.InferClause(indexElems=(elem,))
     select = parse_sql(f"SELECT to_jsonb({ref}), ({ref}.xmax::text = '0')")[0].stmt
     statement.returningClause = ast.ReturningClause(exprs=select.targetList)
     stage_name = quote_ident(table.name)
@@ -280,8 +288,13 @@ def _plan_conflict(
     if clause is None:
         return None
     infer = clause.infer
-    keys = [elem.name for elem in (infer.indexElems or ())] if infer is not None else []
-    if not keys and clause.action == OnConflictAction.ONCONFLICT_NOTHING:
+    if infer is not None and infer.conname:
+        # ON CONSTRAINT name: the single-column unique constraint it names, if any.
+        constraints = table.unique_constraints.items()
+        keys = [column for column, name in constraints if name == infer.conname]
+    else:
+        keys = [elem.name for elem in (infer.indexElems or ())] if infer is not None else []
+    if infer is None and clause.action == OnConflictAction.ONCONFLICT_NOTHING:
         # No target: any uniqueness conflict; at the vendor that is its upsert key.
         keys = sorted(table.upsert_keys)
     if len(keys) != 1 or keys[0] not in table.upsert_keys:

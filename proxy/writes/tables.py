@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
+from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
+from proxy.sql.classifier import parse_qualified_name
 from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSettings
 
 #: Sequin's table names for HubSpot's standard objects.
@@ -114,18 +116,31 @@ class SyncedTables:
         return bool(self.tables)
 
 
+#: Keywords PostgreSQL's quote_identifier quotes (all but the unreserved ones).
+_QUOTED_KEYWORDS = RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS | COL_NAME_KEYWORDS
+
+
 def quote_ident(name: str) -> str:
-    """Quote an identifier only when PostgreSQL needs it to keep its spelling."""
-    if name and name.isidentifier() and name == name.lower() and name.isascii():
+    """Quote an identifier only when PostgreSQL needs it to keep its spelling (or to
+    read it as a name rather than a keyword, e.g. a column called ``order``)."""
+    if (
+        name
+        and name.isidentifier()
+        and name == name.lower()
+        and name.isascii()
+        and name not in _QUOTED_KEYWORDS
+    ):
         return name
     return '"' + name.replace('"', '""') + '"'
 
 
 def split_qualified(name: str) -> tuple[str, str]:
-    schema, dot, table = name.partition(".")
-    if not dot or not schema or not table:
-        raise ConfigError(f"synced table {name!r} must be written as schema.table")
-    return schema.strip('"'), table.strip('"')
+    """``schema.table`` as PostgreSQL reads it: unquoted names fold to lower case,
+    quoted ones keep their spelling and may contain dots."""
+    try:
+        return parse_qualified_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"synced table {name!r} must be written as schema.table") from exc
 
 
 _COLUMNS_SQL = """

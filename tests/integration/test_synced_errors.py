@@ -460,6 +460,8 @@ REFUSED = [
     "INSERT INTO hubspot.contact (email) VALUES ('a@example.com') "
     "ON CONFLICT (email) DO UPDATE SET id = EXCLUDED.id",
     "INSERT INTO hubspot.contact (email) VALUES ('a@example.com') ON CONFLICT (id) DO NOTHING",
+    "INSERT INTO hubspot.contact (email) VALUES ('a@example.com') "
+    "ON CONFLICT ON CONSTRAINT contact_pkey DO NOTHING",
     "ALTER TABLE hubspot.contact ADD COLUMN extra text",
     "ALTER TABLE hubspot.contact RENAME TO contacts",
     "DROP TABLE hubspot.contact",

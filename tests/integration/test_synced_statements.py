@@ -443,6 +443,28 @@ def test_upsert_do_nothing_skips_existing(hs: Harness) -> None:
     assert len(hs.sandbox.objects()) == 2
 
 
+def test_upsert_on_constraint_names_the_email_key(hs: Harness) -> None:
+    """ON CONFLICT ON CONSTRAINT contact_email_key is ON CONFLICT (email)."""
+    [ada] = seed(hs, "ada@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        cur = conn.execute(
+            "INSERT INTO hubspot.contact (email, firstname) "
+            "VALUES ('ada@example.com', 'A2'), ('new@example.com', 'Newt') "
+            "ON CONFLICT ON CONSTRAINT contact_email_key "
+            "DO UPDATE SET firstname = EXCLUDED.firstname RETURNING id, email, firstname"
+        )
+        rows = sorted(cur.fetchall(), key=lambda r: r[1])
+        assert cur.statusmessage == "INSERT 0 2"
+        cur = conn.execute(
+            "INSERT INTO hubspot.contact (email) VALUES ('ada@example.com') "
+            "ON CONFLICT ON CONSTRAINT contact_email_key DO NOTHING"
+        )
+        assert cur.statusmessage == "INSERT 0 0"
+    assert rows[0] == (ada, "ada@example.com", "A2")
+    assert rows[1][1:] == ("new@example.com", "Newt")
+    assert {o["properties"]["firstname"] for o in hs.sandbox.objects()} == {"A2", "Newt"}
+
+
 # -- RETURNING, tags, proxy-maintained columns ------------------------------------------
 
 

@@ -25,13 +25,17 @@ _TIMESTAMP = re.compile(
 
 def _iso_ms(moment: datetime) -> str:
     utc = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat, unlike strftime("%Y"), pads years before 1000 to four digits.
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _decimal(number: Decimal) -> str:
-    if number == number.to_integral_value():
-        return str(int(number))
-    return format(number.normalize(), "f")
+    """Plain notation without trailing zeros, exact at any precision (no context
+    rounding, unlike Decimal.normalize)."""
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def encode_value(value: object) -> str:
@@ -67,7 +71,7 @@ def encode_properties(row: Mapping[str, object], *, clearing: bool) -> dict[str,
             continue
         try:
             encoded[name] = encode_value(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ApiError(ErrorKind.UNSUPPORTED, str(exc), column=name) from None
     return encoded
 

@@ -50,7 +50,8 @@ def _issues(body: Mapping[str, object]) -> list[_Issue]:
     found: list[_Issue] = []
     for entry in body.get("errors") or []:
         if isinstance(entry, Mapping):
-            code, text = str(entry.get("code", "")), str(entry.get("message"))
+            code = str(entry.get("code", ""))
+            text = str(entry.get("message") or code or "invalid property value")
             found.append(_Issue(code, _context_name(entry), text))
     message = str(body.get("message", ""))
     if not found and message.startswith(_EMBEDDED):
@@ -58,8 +59,14 @@ def _issues(body: Mapping[str, object]) -> list[_Issue]:
             verdicts = json.loads(message.removeprefix(_EMBEDDED))
         except ValueError:
             verdicts = []
+        if not isinstance(verdicts, list):
+            verdicts = []
         found = [
-            _Issue(str(v.get("error", "")), v.get("name"), str(v.get("message")))
+            _Issue(
+                str(v.get("error", "")),
+                v.get("name"),
+                str(v.get("message") or v.get("error") or "invalid property value"),
+            )
             for v in verdicts
             if isinstance(v, Mapping)
         ]

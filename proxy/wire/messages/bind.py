@@ -37,11 +37,15 @@ class Bind:
             pos += 4
             if length == NULL_LENGTH:
                 values.append(None)
-            else:
+            elif 0 <= length <= len(body) - pos:
                 values.append(bytes(body[pos : pos + length]))
                 pos += length
+            else:  # PostgreSQL's pq_getmsgbytes
+                raise ValueError("insufficient data left in message")
         count = INT16.unpack_from(body, pos)[0]
         results = struct.unpack_from(f"!{count}H", body, pos + 2)
+        if pos + 2 + 2 * count != len(body):  # PostgreSQL's pq_getmsgend
+            raise ValueError("invalid message format")
         return cls(
             portal=body[:portal_end].decode(),
             statement=body[portal_end + 1 : stmt_end].decode(),
