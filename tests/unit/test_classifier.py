@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.sql import classifier
 from proxy.sql.classifier import (
@@ -319,3 +321,54 @@ def test_parse_qualified_name_rejects(text: str) -> None:
 def test_classifier_rejects_unqualified_config() -> None:
     with pytest.raises(ValueError):
         WriteClassifier(["contact"])
+
+
+MORE = [
+    ("explain (analyze 'off') delete from hubspot.contact", []),
+    ("explain (analyze FALSE) delete from hubspot.contact", []),
+    ("explain (analyze 'on') delete from hubspot.contact", [hs("delete")]),
+    ("create temp table x (like hubspot.contact)", []),
+    ("drop index hubspot.contact", []),
+    ("merge into public.t using hubspot.contact c on true when matched then delete", []),
+    ("copy hubspot.contact from program 'gen'", [hs("copy_from")]),
+    ("alter table hubspot.contact alter column email set not null", [hs("alter")]),
+    ("alter table hubspot.contact set schema other", [hs("alter")]),
+    ("drop policy p on hubspot.contact", [hs("other_ddl")]),
+    (
+        "alter table hubspot.company no inherit hubspot.contact",
+        [hs("alter", "company"), hs("other_ddl")],
+    ),
+    (
+        "create rule r as on insert to public.t do instead "
+        "(update hubspot.contact set a = 1; delete from hubspot.company)",
+        [hs("other_ddl"), hs("other_ddl", "company")],
+    ),
+    (
+        "with x as (merge into hubspot.contact t using s on true when matched then delete "
+        "returning *) select 1",
+        [hs("merge")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "targets"), MORE)
+def test_more_statement_forms(wc: WriteClassifier, sql: str, targets: list[SyncedTarget]) -> None:
+    assert wc.classify(sql).targets == tuple(targets)
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet=st.sampled_from("insertupdaloSELCT ();,'$*=1x\n\"")))
+def test_texts_naming_no_synced_table_are_never_parsed(sql: str) -> None:
+    wc = WriteClassifier(SYNCED)
+    result = wc.classify(sql)
+    needles = ("contact", "company", "hubspot", "salesforce", "weird", "tbl", "odd", "wide")
+    if not any(needle in sql.casefold() for needle in needles) and 'u&"' not in sql.casefold():
+        assert result is PASSTHROUGH
+
+
+@settings(max_examples=100)
+@given(st.text(max_size=60))
+def test_classify_never_raises(sql: str) -> None:
+    result = WriteClassifier(SYNCED).classify(sql)
+    assert isinstance(result, Classification)
+    assert result.passthrough == (not result.targets)
