@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 SERVICE_USER = "postgres"
 FALLBACK_SERVICE_USER = "writeproxy"
@@ -58,6 +59,14 @@ def _open_path_for(path: Path, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+class _Identity(TypedDict, total=False):
+    """subprocess.run's identity arguments (none: keep the caller's)."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
 class PostgresCommandError(RuntimeError):
     """A PostgreSQL tool failed; the message carries what it printed."""
 
@@ -90,7 +99,7 @@ class LocalPostgres:
     def log_file(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
-    def _identity(self) -> dict[str, object]:
+    def _identity(self) -> _Identity:
         """Drop every root identity (group too: root's group bits would apply)."""
         if self._user is None:
             return {}

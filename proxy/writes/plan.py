@@ -17,7 +17,7 @@ Parsing builds pglast's Python AST, which is slow; plans are cached by statement
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pglast import ast, parse_sql
 from pglast.enums import OnConflictAction, SortByDir, SortByNulls
@@ -26,6 +26,7 @@ from pglast.stream import RawStream
 from proxy.writes.tables import SyncedTable, quote_ident
 
 Kind = Literal["insert", "update", "delete"]
+T = TypeVar("T")
 SOURCE = "writeproxy_src"
 SOURCE_ROW = "writeproxy_row"
 STAGE_SAVEPOINT = "writeproxy_dry_run"
@@ -71,9 +72,27 @@ def deparse(node: ast.Node) -> str:
     return RawStream()(node)
 
 
+def _present(value: T | None) -> T:
+    """A field the parser always sets in this position (pglast types every AST field
+    as optional)."""
+    assert value is not None
+    return value
+
+
+def _parse_one(sql: str) -> ast.Node:
+    """The first statement of ``sql``, which the caller knows to hold one."""
+    return _present(parse_sql(sql)[0].stmt)
+
+
+def _select_list(sql: str) -> tuple[ast.Node, ...]:
+    """The target list of a SELECT the planner writes itself."""
+    select = _parse_one(sql)
+    assert isinstance(select, ast.SelectStmt)
+    return _present(select.targetList)
+
+
 def _returning_json(ref: str) -> ast.ReturningClause:
-    select = parse_sql(f"SELECT to_jsonb({ref})")[0].stmt
-    return ast.ReturningClause(exprs=select.targetList)
+    return ast.ReturningClause(exprs=_select_list(f"SELECT to_jsonb({ref})"))
 
 
 def _returning_sql(clause: ast.ReturningClause | None) -> str:
@@ -85,9 +104,9 @@ def _returning_sql(clause: ast.ReturningClause | None) -> str:
 def _target_ref(relation: ast.RangeVar) -> tuple[str, str]:
     """How SQL refers to the target row (alias or bare name), and an AS clause."""
     if relation.alias is not None:
-        alias = quote_ident(relation.alias.aliasname)
+        alias = quote_ident(_present(relation.alias.aliasname))
         return alias, f" AS {alias}"
-    return quote_ident(relation.relname), ""
+    return quote_ident(_present(relation.relname)), ""
 
 
 def _with_sql(statement: ast.Node) -> str:
@@ -99,7 +118,7 @@ def _with_sql(statement: ast.Node) -> str:
 
 
 def _column_names(targets: tuple[ast.ResTarget, ...] | None) -> list[str]:
-    return [target.name for target in targets or ()]
+    return [_present(target.name) for target in targets or ()]
 
 
 def plan_write(sql: str, table: SyncedTable) -> WritePlan:
@@ -110,7 +129,7 @@ def plan_write(sql: str, table: SyncedTable) -> WritePlan:
             "a write to a synced table must be the only statement in its query string",
             "Send each statement separately.",
         )
-    statement = statements[0].stmt
+    statement = _present(statements[0].stmt)
     if table.ends is not None:
         _check_association(statement, table)
     if _modifies_in_with(statement):
@@ -195,8 +214,7 @@ def _refuse_assigned(table: SyncedTable, columns: list[str]) -> None:
 
 
 def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> WritePlan:
-    relation = statement.relation
-    ref, alias = _target_ref(relation)
+    ref, alias = _target_ref(_present(statement.relation))
     # INSERT may name the id or a read-only column as long as the value is NULL/DEFAULT
     # (ORMs such as ActiveRecord list every column); the executor checks the values.
     insert_columns = tuple(_column_names(statement.cols)) or None
@@ -249,29 +267,32 @@ def _retarget_to_stage(statement: ast.InsertStmt, table: SyncedTable) -> None:
         relname=table.name,
         inh=True,
         relpersistence="t",
-        alias=statement.relation.alias,
+        alias=_present(statement.relation).alias,
     )
     for node in _column_refs(statement.onConflictClause):
-        names = [getattr(f, "sval", None) for f in node.fields]
+        fields = _present(node.fields)
+        names = [getattr(f, "sval", None) for f in fields]
         if len(names) == 3 and names[:2] == [table.schema, table.name]:
-            node.fields = node.fields[1:]
+            node.fields = fields[1:]
 
 
 def _conflict_statements(sql: str, table: SyncedTable, key: str) -> tuple[tuple[str, ...], str]:
     """The seeding statements and the dry run that let PostgreSQL evaluate DO UPDATE."""
-    statement = parse_sql(sql)[0].stmt
-    ref, _ = _target_ref(statement.relation)
+    statement = _parse_one(sql)
+    assert isinstance(statement, ast.InsertStmt)
+    clause = _present(statement.onConflictClause)
+    ref, _ = _target_ref(_present(statement.relation))
     _retarget_to_stage(statement, table)
-    if statement.onConflictClause.infer.conname:
+    if _present(clause.infer).conname:
         # The staging copy's unique index has another name: infer it from the column.
         elem = ast.IndexElem(
             name=key,
             ordering=SortByDir.SORTBY_DEFAULT,
             nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT,
         )
-        statement.onConflictClause.infer = ast.InferClause(indexElems=(elem,))
-    select = parse_sql(f"SELECT to_jsonb({ref}), ({ref}.xmax::text = '0')")[0].stmt
-    statement.returningClause = ast.ReturningClause(exprs=select.targetList)
+        clause.infer = ast.InferClause(indexElems=(elem,))
+    targets = _select_list(f"SELECT to_jsonb({ref}), ({ref}.xmax::text = '0')")
+    statement.returningClause = ast.ReturningClause(exprs=targets)
     stage_name = quote_ident(table.name)
     columns = ", ".join(quote_ident(c) for c in table.writable_columns)
     seed = (
@@ -321,7 +342,8 @@ def _old_rows_sql(
     extra_from: tuple[ast.Node, ...] | None,
     ref: str,
 ) -> str:
-    from_items = [deparse(statement.relation), *(deparse(item) for item in extra_from or ())]
+    relation = _present(statement.relation)
+    from_items = [deparse(relation), *(deparse(item) for item in extra_from or ())]
     where = statement.whereClause
     if isinstance(where, ast.CurrentOfExpr):
         raise Unsupported("WHERE CURRENT OF is not supported on synced tables")
@@ -341,7 +363,7 @@ def _check_returning_refs(
     allowed = {ref.strip('"'), table.name}
     for target in clause.exprs or ():
         for node in _column_refs(target):
-            names = [getattr(f, "sval", None) for f in node.fields]
+            names = [getattr(f, "sval", None) for f in node.fields or ()]
             if len(names) > 1 and names[-2] not in allowed:
                 raise Unsupported(
                     "RETURNING may only reference the synced table itself",
@@ -363,7 +385,7 @@ def _column_refs(node: object) -> list[ast.ColumnRef]:
 
 
 def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
-    ref, alias = _target_ref(statement.relation)
+    ref, alias = _target_ref(_present(statement.relation))
     set_columns = _column_names(statement.targetList)
     _refuse_assigned(table, set_columns)
     has_from = bool(statement.fromClause)
@@ -401,6 +423,7 @@ def _target_star(
         value = target.val
         if (
             isinstance(value, ast.ColumnRef)
+            and value.fields is not None
             and len(value.fields) == 1
             and isinstance(value.fields[0], ast.A_Star)
         ):
@@ -414,7 +437,7 @@ def _target_star(
 
 
 def _plan_delete(statement: ast.DeleteStmt, table: SyncedTable) -> WritePlan:
-    ref, alias = _target_ref(statement.relation)
+    ref, alias = _target_ref(_present(statement.relation))
     _check_returning_refs(statement.returningClause, ref, table, bool(statement.usingClause))
     select_old = _old_rows_sql(statement, statement.usingClause, ref)
     if table.ends is None:

@@ -221,10 +221,10 @@ async def load_synced_tables(
         if key not in columns:
             raise ConfigError(f"synced table {key[0]}.{key[1]} does not exist upstream")
     for key, table_columns in columns.items():
-        entry = by_name.get(key)
-        connector = entry.connector if entry else schemas[key[0]]
+        configured = by_name.get(key)
+        connector = configured.connector if configured else schemas[key[0]]
         result.tables[key] = _build_table(
-            key, table_columns, connector, entry, uniques.get(key, {})
+            key, table_columns, connector, configured, uniques.get(key, {})
         )
     for schema, name, synced_schema, synced_name in dependent_rows:
         table = result.tables.get((synced_schema, synced_name))

@@ -19,7 +19,7 @@ from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSe
 
 
 def test_hubspot_defaults() -> None:
-    settings = HubSpotSettings(token="pat-secret")  # type: ignore[arg-type]
+    settings = HubSpotSettings(token="pat-secret")
     assert settings.base_url == "https://api.hubapi.com"
     assert settings.batch_size == 100
     assert settings.max_attempts == 5
@@ -29,7 +29,7 @@ def test_hubspot_defaults() -> None:
 
 
 def test_hubspot_token_is_never_shown() -> None:
-    settings = HubSpotSettings(token="pat-secret")  # type: ignore[arg-type]
+    settings = HubSpotSettings(token="pat-secret")
     assert "pat-secret" not in repr(settings)
     assert "pat-secret" not in str(settings.model_dump())
 
@@ -182,11 +182,11 @@ def test_settings_defaults(clean_env: pytest.MonkeyPatch) -> None:
 def test_settings_from_environment_and_flags(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("WRITEPROXY_WORKERS", "3")
     clean_env.setenv("WRITEPROXY_LOG_LEVEL", "debug")
-    settings = Settings(listen=":7000")  # type: ignore[call-arg]
+    settings = Settings(listen=":7000")
     assert settings.workers == 3
     assert settings.log_level == "DEBUG"
     assert settings.listen_address == ("0.0.0.0", 7000)
-    assert Settings(workers=2).workers == 2  # type: ignore[call-arg]  # flags win
+    assert Settings(workers=2).workers == 2  # flags win
 
 
 @pytest.mark.parametrize(

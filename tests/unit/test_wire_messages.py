@@ -168,10 +168,9 @@ def test_bind_round_trip(
     assert portal_and_statement(body) == (portal, statement)
 
 
-def test_bind_decode_copies_values_out_of_a_bytearray() -> None:
-    body = bytearray(body_of(Bind("", "s", (), (b"v",), ()).encode(), b"B"))
-    decoded = Bind.decode(body)  # type: ignore[arg-type]  # the relay's buffer type
-    body[:] = b"\0" * len(body)
+def test_bind_values_are_bytes() -> None:
+    body = body_of(Bind("", "s", (), (b"v",), ()).encode(), b"B")
+    decoded = Bind.decode(body)
     assert decoded == Bind("", "s", (), (b"v",), ())
     assert type(decoded.values[0]) is bytes
 
@@ -435,7 +434,7 @@ def test_backend_key_malformed() -> None:
 # --- StartupMessage ---------------------------------------------------------------
 
 
-def startup(version: int = PROTOCOL_30, **params: str) -> bytes:
+def startup(version: int = PROTOCOL_30, /, **params: str) -> bytes:
     body = INT32.pack(version)
     body += b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items())
     body += b"\0"

@@ -48,7 +48,8 @@ class _Issue:
 
 def _issues(body: Mapping[str, object]) -> list[_Issue]:
     found: list[_Issue] = []
-    for entry in body.get("errors") or []:
+    entries = body.get("errors")
+    for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, Mapping):
             code = str(entry.get("code", ""))
             text = str(entry.get("message") or code or "invalid property value")
