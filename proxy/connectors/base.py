@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -227,6 +228,16 @@ class Connector(Protocol):
         id_property: str | None = None,
         properties: Sequence[str] | None = None,
     ) -> ApiObject | None: ...
+
+    async def find_created(
+        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+    ) -> list[ApiObject | None]:
+        """Per input of a create/upsert call whose answer was lost: the object the
+        vendor holds for it, or None. ``since`` is when the call was journaled;
+        ``unique_property`` a property the caller knows to be unique for the object
+        type (else the connector's own knowledge). Upserts' objects say in ``created``
+        whether they were created at/after ``since``. Never creates anything."""
+        ...
 
     async def aclose(self) -> None: ...
 
