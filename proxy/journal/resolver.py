@@ -1,0 +1,432 @@
+"""Resolving journal entries by PostgreSQL's verdict on their transactions.
+
+``Resolver.resolve(ids)`` is the live path (right after a client's ROLLBACK, failed
+COMMIT, ROLLBACK TO SAVEPOINT or disconnect); ``resolve_due()`` the recovery path
+(every open entry whose time has come, including a dead proxy's once its lease has
+expired); ``RecoveryLoop`` runs the latter at startup and then periodically, and
+applies the retention.
+
+For each claimed entry: ``decide`` (model) picks the action; compensation runs the
+entry's ``inverse`` through its connector, comparing before restoring; a missing
+answer is first resolved with ``Connector.find_created`` and recorded as the entry's
+results. A vendor error leaves the entry ``compensating`` and due again after a capped
+exponential backoff with jitter; it is never dropped. Logs above DEBUG name entries,
+operations and object types, never row values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from proxy.connectors.base import ApiError, Connector, ErrorKind, Operation, VendorCall
+
+from .inverse import (
+    ArchiveObjects,
+    InverseCall,
+    Relink,
+    RestoreProperties,
+    Unrestorable,
+    inverse,
+    values_match,
+)
+from .model import (
+    UNKNOWN,
+    Action,
+    Entry,
+    EntryState,
+    Result,
+    Verdict,
+    backoff,
+    check_transition,
+    decide,
+    error_text,
+)
+from .store import Journal
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """What a resolution pass did with an entry."""
+
+    WAITING = "waiting"  # its transaction is still in progress (or its answer settling)
+    COMMITTED = "committed"
+    COMPENSATED = "compensated"
+    CONFLICT = "conflict"
+    RETRYING = "retrying"  # compensation failed; due again after a backoff
+    BUSY = "busy"  # someone else holds it, or it is no longer open
+    LOST = "lost"  # our lease expired before we could record the result
+
+
+@dataclass
+class Report:
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for o in self.outcomes.values() if o is outcome)
+
+    def __str__(self) -> str:
+        counts = {o.value: self.count(o) for o in Outcome if self.count(o)}
+        return ", ".join(f"{n} {name}" for name, n in counts.items()) or "nothing due"
+
+
+class Resolver:
+    def __init__(
+        self,
+        journal: Journal,
+        connectors: Mapping[str, Connector],
+        owner: str | None = None,
+        *,
+        batch_size: int = 100,
+        concurrency: int = 4,
+        lease_s: float | None = None,
+        settle_s: float = 1.0,
+        wait_s: float = 1.0,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 300.0,
+        jitter: Callable[[], float] = random.random,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``settle_s``: how old an unanswered entry must be before it is looked up
+        (a lost request may still land); ``wait_s``: when to look again at an entry
+        whose transaction is in progress."""
+        self._journal = journal
+        self._connectors = connectors
+        self._owner = owner or journal.owner
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lease_s = lease_s
+        self._settle = timedelta(seconds=settle_s)
+        self._wait_s = wait_s
+        self._backoff = (backoff_base_s, backoff_cap_s)
+        self._jitter = jitter
+        self._clock = clock
+
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    async def resolve(self, ids: Iterable[int]) -> Report:
+        """Resolve these entries now (the live path). Entries held by someone else
+        are reported BUSY; those whose transaction is in progress, WAITING (the
+        recovery loop looks again)."""
+        wanted = list(dict.fromkeys(ids))
+        report = Report({i: Outcome.BUSY for i in wanted})
+        entries = await self._journal.claim_ids(wanted, self._owner, self._lease_s)
+        await self._resolve_claimed(entries, report)
+        return report
+
+    async def resolve_due(self) -> Report:
+        """Claim and resolve every due entry, batch after batch."""
+        report = Report()
+        while True:
+            entries = await self._journal.claim(self._batch_size, self._owner, self._lease_s)
+            if not entries:
+                return report
+            await self._resolve_claimed(entries, report)
+            if len(entries) < self._batch_size:
+                return report
+
+    async def _resolve_claimed(self, entries: list[Entry], report: Report) -> None:
+        if not entries:
+            return
+        verdicts = await self._journal.xact_status({e.xid for e in entries})
+        by_xid: dict[int, list[Entry]] = {}
+        for entry in entries:
+            by_xid.setdefault(entry.xid, []).append(entry)
+
+        async def one_transaction(group: list[Entry]) -> None:
+            # The latest call first: undo in the reverse order of doing.
+            for entry in sorted(group, key=lambda e: e.id, reverse=True):
+                report.outcomes[entry.id] = await self._guarded(entry, verdicts.get(entry.xid))
+
+        async with asyncio.TaskGroup() as tasks:
+            for group in by_xid.values():
+                tasks.create_task(one_transaction(group))
+
+    async def _guarded(self, entry: Entry, verdict: Verdict | None) -> Outcome:
+        async with self._slots:
+            try:
+                return await self._resolve_one(entry, verdict)
+            except Exception as exc:  # e.g. the journal's database went away
+                log.warning(
+                    "journal entry %d: resolution failed (%s); retrying later",
+                    entry.id,
+                    type(exc).__name__,
+                )
+                log.debug("journal entry %d: resolution failure", entry.id, exc_info=True)
+                with contextlib.suppress(Exception):
+                    await self._journal.release([entry.id], self._owner, self._retry_in(entry))
+                return Outcome.RETRYING
+
+    async def _resolve_one(self, entry: Entry, verdict: Verdict | None) -> Outcome:
+        action = decide(entry, verdict, now=self._clock(), settle=self._settle)
+        log.debug("journal entry %d: %s, verdict %s -> %s", entry.id, entry.state, verdict, action)
+        if action is Action.WAIT:
+            await self._journal.release([entry.id], self._owner, self._wait_s)
+            return Outcome.WAITING
+        if action is Action.DONE:
+            return await self._settle_as(entry, EntryState.COMMITTED, attempted=False)
+        connector = self._connectors.get(entry.connector)
+        if connector is None:
+            return await self._failed(
+                entry, f"no connector named {entry.connector!r} is configured"
+            )
+        if action is Action.CONFLICT:
+            return await self._conflict(entry, verdict, connector)
+        return await self._compensate(entry, connector, action is Action.LOOKUP_THEN_COMPENSATE)
+
+    async def _compensate(self, entry: Entry, connector: Connector, lookup: bool) -> Outcome:
+        looked_up = None
+        try:
+            if lookup:
+                looked_up = await self._look_up(entry, connector)
+                entry = replace(entry, results=looked_up)
+            problems = [p for call in inverse(entry) if (p := await _run(call, connector))]
+        except ApiError as error:
+            return await self._failed(entry, error, results=looked_up)
+        state = EntryState.CONFLICT if problems else EntryState.COMPENSATED
+        return await self._settle_as(
+            entry, state, results=looked_up, error="; ".join(problems) or None
+        )
+
+    async def _look_up(self, entry: Entry, connector: Connector) -> tuple[Result | None, ...]:
+        """Ask the vendor what it holds for the inputs whose outcome is unknown."""
+        indexes = entry.unresolved_inputs()
+        call = VendorCall(
+            entry.operation,
+            entry.object_type,
+            tuple(entry.inputs[i] for i in indexes),
+            call_id=entry.call_id,
+        )
+        found = await connector.find_created(
+            call, entry.created_at, unique_property=entry.lookup_property
+        )
+        results: list[Result | None] = (
+            list(entry.results) if entry.results is not None else [UNKNOWN] * len(entry.inputs)
+        )
+        for index, obj in zip(indexes, found, strict=True):
+            if obj is None:
+                results[index] = None
+            elif entry.operation is Operation.CREATE:
+                results[index] = Result(obj.id, True)
+            else:
+                results[index] = Result(obj.id, bool(obj.created))
+        log.info(
+            "journal entry %d (%s %s): looked up %d inputs, %d found at the vendor",
+            entry.id,
+            entry.operation,
+            entry.object_type,
+            len(indexes),
+            sum(1 for obj in found if obj is not None),
+        )
+        return tuple(results)
+
+    async def _conflict(
+        self, entry: Entry, verdict: Verdict | None, connector: Connector
+    ) -> Outcome:
+        """An archive whose transaction did not commit (irreversible), or an applied
+        call whose verdict PostgreSQL no longer knows: report it for a human."""
+        if entry.operation is not Operation.ARCHIVE:
+            why = "the transaction's outcome is no longer known (too old); check by hand"
+            return await self._settle_as(entry, EntryState.CONFLICT, error=why)
+        try:
+            ids = [str(item["id"]) for item in entry.inputs]
+            gone = [i for i in ids if await connector.get(entry.object_type, i) is None]
+        except ApiError as error:
+            return await self._failed(entry, error)
+        if not gone:  # nothing was archived: nothing to report
+            return await self._settle_as(entry, EntryState.COMPENSATED)
+        why = (
+            f"{len(gone)} {entry.object_type} archived at the vendor ({', '.join(gone)}) but "
+            f"the transaction {'did not commit' if verdict else 'outcome is unknown'}; "
+            "an archive cannot be undone through the API"
+        )
+        return await self._settle_as(entry, EntryState.CONFLICT, error=why)
+
+    async def _failed(
+        self,
+        entry: Entry,
+        error: ApiError | str,
+        results: Sequence[Result | None] | None = None,
+    ) -> Outcome:
+        retry_in = self._retry_in(entry)
+        text = error if isinstance(error, str) else error_text(error)
+        kind = "configuration" if isinstance(error, str) else error.kind
+        log.warning(
+            "journal entry %d (%s %s): compensation failed (%s); attempt %d, next in %.1fs",
+            entry.id,
+            entry.operation,
+            entry.object_type,
+            kind,
+            entry.attempts + 1,
+            retry_in,
+        )
+        if not isinstance(error, str):
+            log.debug("journal entry %d: %s", entry.id, text)
+        outcome = await self._settle_as(
+            entry, EntryState.COMPENSATING, results=results, error=text, retry_in=retry_in
+        )
+        return Outcome.RETRYING if outcome is not Outcome.LOST else outcome
+
+    def _retry_in(self, entry: Entry) -> float:
+        base, cap = self._backoff
+        return backoff(entry.attempts + 1, base, cap, self._jitter())
+
+    async def _settle_as(
+        self,
+        entry: Entry,
+        state: EntryState,
+        *,
+        results: Sequence[Result | None] | None = None,
+        error: str | None = None,
+        attempted: bool = True,
+        retry_in: float = 0.0,
+    ) -> Outcome:
+        check_transition(entry.state, state)
+        written = await self._journal.settle(
+            entry,
+            state,
+            results=results,
+            error=error,
+            attempted=attempted,
+            retry_in=retry_in,
+            owner=self._owner,
+        )
+        if not written:
+            log.warning("journal entry %d: lease lost before recording %s", entry.id, state)
+            return Outcome.LOST
+        if state is not EntryState.COMPENSATING:
+            log.log(
+                logging.WARNING if state is EntryState.CONFLICT else logging.INFO,
+                "journal entry %d (%s %s): %s%s",
+                entry.id,
+                entry.operation,
+                entry.object_type,
+                state,
+                f": {error}" if error and state is EntryState.CONFLICT else "",
+            )
+        return Outcome(state.value) if state is not EntryState.COMPENSATING else Outcome.RETRYING
+
+
+async def _run(call: InverseCall, connector: Connector) -> str | None:
+    """Run one inverse call; returns a conflict description (no values) or None."""
+    match call:
+        case ArchiveObjects(object_type, ids):
+            await connector.archive(object_type, ids)
+        case Relink(from_type, to_type, pairs, remove):
+            gone = []
+            for pair in pairs:  # one by one: a failed pair must not undo the others
+                try:
+                    await connector.associate(from_type, to_type, [pair], remove=remove)
+                except ApiError as error:
+                    if error.kind is not ErrorKind.NOT_FOUND:
+                        raise
+                    if not remove:  # an end was archived since: cannot re-associate
+                        gone.append("-".join(pair))
+            if gone:
+                return f"{from_type}-{to_type} associations {', '.join(gone)}: object gone"
+        case RestoreProperties():
+            return await _restore(call, connector)
+        case Unrestorable(object_type, ids, reason):
+            return f"{object_type} {', '.join(ids)}: not restored, {reason}"
+    return None
+
+
+async def _restore(call: RestoreProperties, connector: Connector) -> str | None:
+    """Compare first: restore a property only where the vendor still holds what the
+    forward call sent; one someone else changed since is left and reported."""
+    current = await connector.get(call.object_type, call.object_id, properties=list(call.previous))
+    if current is None:
+        return f"{call.object_type} {call.object_id}: archived since, not restored"
+    put: dict[str, object] = {}
+    changed: list[str] = []
+    for name, before in call.previous.items():
+        held = current.properties.get(name)
+        if values_match(held, before):
+            continue  # never changed, or already restored
+        if values_match(held, call.expected.get(name)):
+            put[name] = before
+        else:
+            changed.append(name)
+    if put:
+        await connector.update(call.object_type, [(call.object_id, put)])
+    if changed:
+        return (
+            f"{call.object_type} {call.object_id}: {', '.join(sorted(changed))} changed "
+            "at the vendor since; left as they are"
+        )
+    return None
+
+
+class RecoveryLoop:
+    """Resolve due entries at startup (``start`` returns after the first pass, so a
+    worker can recover before it listens), then every ``interval_s``; delete
+    terminal entries older than ``retention`` at startup and every ``purge_every_s``."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        interval_s: float = 5.0,
+        retention: timedelta | None = timedelta(days=7),
+        purge_every_s: float = 3600.0,
+    ) -> None:
+        self._resolver = resolver
+        self._interval_s = interval_s
+        self._retention = retention
+        self._purge_every_s = purge_every_s
+        self._purged_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Report:
+        """The first pass (its errors propagate), then the loop in the background."""
+        report = await self.run_once()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        return report
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run_once(self) -> Report:
+        report = await self._resolver.resolve_due()
+        if report.outcomes:
+            log.info("journal recovery: %s", report)
+        await self._purge()
+        return report
+
+    async def _purge(self) -> None:
+        now = time.monotonic()
+        if self._retention is None:
+            return
+        if self._purged_at is not None and now - self._purged_at < self._purge_every_s:
+            return
+        self._purged_at = now
+        purged = await self._resolver.journal.purge(self._retention)
+        if purged:
+            log.info("journal retention: deleted %d settled entries", purged)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.run_once()
+            except Exception as exc:
+                log.warning(
+                    "journal recovery pass failed (%s); next in %.0fs", exc, self._interval_s
+                )
+
+
+__all__ = ["Outcome", "RecoveryLoop", "Report", "Resolver"]
