@@ -11,6 +11,7 @@ import click
 from pydantic import ValidationError
 
 from proxy.config import CONFIG_ENV, Settings
+from proxy.journal.model import EntryState
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -70,3 +71,72 @@ def demo(**flags: Any) -> None:
     from proxy.demo import run_demo
 
     run_demo(load_settings(**flags).model_copy(update={"upstream_url": None}))
+
+
+_JOURNAL_UPSTREAM = click.option(
+    "--upstream",
+    "upstream_url",
+    help="postgresql:// URL of the upstream holding the journal [env WRITEPROXY_UPSTREAM_URL].",
+)
+
+
+def _journal_target(upstream_url: str | None) -> tuple[str, str]:
+    settings = load_settings(upstream_url=upstream_url)
+    if settings.upstream_url is None:
+        raise click.UsageError(
+            "the journal lives in the upstream database: give --upstream or WRITEPROXY_UPSTREAM_URL"
+        )
+    return settings.upstream_url, settings.journal_schema
+
+
+def _run_journal(coro: Any) -> str:
+    import asyncio
+
+    import asyncpg
+
+    from proxy.journal import JournalError, JournalSetupError
+
+    try:
+        return asyncio.run(coro)
+    except (
+        JournalError,
+        JournalSetupError,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def journal() -> None:
+    """The write journal: vendor calls made inside client transactions."""
+
+
+@journal.command("list")
+@_JOURNAL_UPSTREAM
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([state.value for state in EntryState]),
+    help="Only entries in this state (repeatable).",
+)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+def journal_list(upstream_url: str | None, states: tuple[str, ...], limit: int) -> None:
+    """List journal entries, newest first (no row values)."""
+    from proxy.journal.admin import list_entries
+
+    dsn, schema = _journal_target(upstream_url)
+    click.echo(_run_journal(list_entries(dsn, schema, states, limit)))
+
+
+@journal.command("retry")
+@_JOURNAL_UPSTREAM
+@click.argument("entry_id", type=int)
+def journal_retry(upstream_url: str | None, entry_id: int) -> None:
+    """Make a conflicting or backing-off entry due again now."""
+    from proxy.journal.admin import retry_entry
+
+    dsn, schema = _journal_target(upstream_url)
+    click.echo(_run_journal(retry_entry(dsn, schema, entry_id)))

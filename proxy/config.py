@@ -17,6 +17,7 @@ from pydantic_settings import (
 
 from proxy.backend.address import UpstreamAddress, parse_upstream_url
 from proxy.cancel import MAX_WORKERS
+from proxy.journal.schema import DEFAULT_SCHEMA, check_schema_name
 from proxy.writes.settings import ConnectorSettings, SyncedTableSettings
 
 DEFAULT_PORT = 6543
@@ -65,6 +66,18 @@ class Settings(BaseSettings):
     synced_tables: list[SyncedTableSettings] = Field(
         default_factory=list, description="explicit synced tables, [[synced_tables]] in TOML"
     )
+    journal_schema: str = Field(
+        DEFAULT_SCHEMA, description="schema of the write journal in the upstream database"
+    )
+    journal_recovery_interval: float = Field(
+        5.0, gt=0, description="seconds between journal recovery passes"
+    )
+    journal_retention_days: float = Field(
+        7.0, ge=0, description="days settled journal entries are kept (conflicts stay)"
+    )
+    journal_lease_seconds: float = Field(
+        30.0, gt=0, description="seconds a proxy holds a journal entry it works on"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -78,6 +91,11 @@ class Settings(BaseSettings):
         if value is not None:
             parse_upstream_url(value)
         return value
+
+    @field_validator("journal_schema")
+    @classmethod
+    def _check_journal_schema(cls, value: str) -> str:
+        return check_schema_name(value)
 
     @field_validator("log_level")
     @classmethod
