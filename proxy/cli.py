@@ -4,6 +4,7 @@ which override the TOML file named by WRITEPROXY_CONFIG."""
 from __future__ import annotations
 
 import os
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def _journal_target(upstream_url: str | None) -> tuple[str, str]:
     return settings.upstream_url, settings.journal_schema
 
 
-def _run_journal(coro: Any) -> str:
+def _run_journal(coro: Coroutine[Any, Any, str]) -> str:
     import asyncio
 
     import asyncpg

@@ -246,7 +246,7 @@ def decide(
 def backoff(attempts: int, base_s: float, cap_s: float, jitter: float) -> float:
     """Seconds before the next compensation attempt: capped exponential, with
     ``jitter`` in [0, 1] choosing a point in the upper half of the window."""
-    window = min(cap_s, base_s * 2 ** max(attempts - 1, 0))
+    window: float = min(cap_s, base_s * 2 ** max(attempts - 1, 0))
     return window * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
 
 

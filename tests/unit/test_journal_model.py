@@ -281,7 +281,7 @@ def test_results_json_round_trip() -> None:
 
 
 def test_unresolved_inputs() -> None:
-    two = ({"properties": {}}, {"properties": {}})
+    two: tuple[dict[str, Any], ...] = ({"properties": {}}, {"properties": {}})
     assert make_entry(Op.CREATE, S.INTENT, two).unresolved_inputs() == [0, 1]
     partial = make_entry(Op.CREATE, S.UNKNOWN, two, results=(Result("1", True), UNKNOWN))
     assert partial.unresolved_inputs() == [1]

@@ -10,13 +10,22 @@ from typing import Any
 
 import pytest
 
-from proxy.connectors.base import ApiError, ApiObject, ErrorKind, Operation, Row, VendorCall
+from proxy.connectors.base import (
+    ApiError,
+    ApiObject,
+    CallHooks,
+    ErrorKind,
+    Operation,
+    Row,
+    VendorCall,
+)
 from proxy.journal.model import OPEN_STATES, UNKNOWN, Entry, EntryState, Result, Verdict
 from proxy.journal.resolver import Outcome, RecoveryLoop, Resolver
 from tests.unit.test_journal_model import T0, make_entry
 
 S = EntryState
 Op = Operation
+Hooks = CallHooks | None
 
 
 class FakeJournal:
@@ -31,11 +40,15 @@ class FakeJournal:
         self.lose_lease = False
         self.purged: list[timedelta] = []
 
-    async def claim(self, limit: int, owner: str | None = None, lease_s: float | None = None):
+    async def claim(
+        self, limit: int, owner: str | None = None, lease_s: float | None = None
+    ) -> list[Entry]:
         due = [e for e in self._free() if e.id not in self.not_due]
         return due[:limit]
 
-    async def claim_ids(self, ids: Iterable[int], owner=None, lease_s=None) -> list[Entry]:
+    async def claim_ids(
+        self, ids: Iterable[int], owner: str | None = None, lease_s: float | None = None
+    ) -> list[Entry]:
         return [e for e in self._free() if e.id in set(ids)]
 
     def _free(self) -> list[Entry]:
@@ -46,7 +59,9 @@ class FakeJournal:
     async def xact_status(self, xids: Iterable[int]) -> dict[int, Verdict | None]:
         return {x: self.verdicts.get(x) for x in xids}
 
-    async def release(self, ids: Iterable[int], owner=None, retry_in: float = 0.0) -> int:
+    async def release(
+        self, ids: Iterable[int], owner: str | None = None, retry_in: float = 0.0
+    ) -> int:
         self.released += [(i, retry_in) for i in ids]
         self.not_due.update(ids)
         return 1
@@ -105,22 +120,39 @@ class FakeVendor:
     def _obj(self, object_id: str) -> ApiObject:
         return ApiObject(object_id, dict(self.objects[object_id]), "", "")
 
-    async def archive(self, object_type: str, ids: Sequence[str], *, hooks=None) -> None:
+    async def archive(self, object_type: str, ids: Sequence[str], *, hooks: Hooks = None) -> None:
         self._enter("archive", tuple(ids))
         self.archived.update(ids)
 
-    async def update(self, object_type: str, changes: Sequence[tuple[str, Row]], *, hooks=None):
+    async def update(
+        self, object_type: str, changes: Sequence[tuple[str, Row]], *, hooks: Hooks = None
+    ) -> list[ApiObject]:
         self._enter("update", [(i, dict(row)) for i, row in changes])
         for object_id, row in changes:
             self.objects[object_id].update(row)
         return [self._obj(i) for i, _ in changes]
 
-    async def associate(self, from_type, to_type, pairs, *, remove=False, hooks=None) -> None:
+    async def associate(
+        self,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        remove: bool = False,
+        hooks: Hooks = None,
+    ) -> None:
         self._enter("dissociate" if remove else "associate", tuple(pairs))
         for pair in pairs:
             (self.links.discard if remove else self.links.add)(pair)
 
-    async def get(self, object_type, object_id, *, id_property=None, properties=None):
+    async def get(
+        self,
+        object_type: str,
+        object_id: str,
+        *,
+        id_property: str | None = None,
+        properties: Sequence[str] | None = None,
+    ) -> ApiObject | None:
         self._enter("get", object_id)
         if object_id in self.archived or object_id not in self.objects:
             return None
