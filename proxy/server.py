@@ -18,10 +18,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import uvloop
 
 from proxy.config import Settings
 from proxy.embedded import LocalPostgres
+from proxy.journal import JournalSetupError, ensure_schema
 from proxy.supervisor_backoff import RestartBackoff, describe_exit
 from proxy.worker import bind_listener, run_worker
 from proxy.writes.tables import ConfigError, SyncedTables, load_synced_tables
@@ -108,11 +110,26 @@ def load_tables(settings: Settings) -> SyncedTables:
         return SyncedTables()
     assert settings.upstream_url is not None
     try:
-        return asyncio.run(
+        tables = asyncio.run(
             load_synced_tables(settings.upstream_url, settings.connectors, settings.synced_tables)
         )
     except ConfigError as exc:
         raise SystemExit(f"writeproxy: invalid configuration: {exc}") from exc
+    if tables:
+        try:
+            asyncio.run(_prepare_journal(settings.upstream_url, settings.journal_schema))
+        except JournalSetupError as exc:
+            raise SystemExit(f"writeproxy: cannot set up the write journal: {exc}") from exc
+    return tables
+
+
+async def _prepare_journal(url: str, schema: str) -> None:
+    """Create or migrate the journal schema once, before any worker starts."""
+    conn = await asyncpg.connect(url)
+    try:
+        await ensure_schema(conn, schema)
+    finally:
+        await conn.close()
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 from pathlib import Path
 
 from proxy.cancel import CancelRegistry
 from proxy.config import Settings
-from proxy.connectors import build_connector
 from proxy.frontend.context import WorkerContext
 from proxy.frontend.session import ClientSession
-from proxy.writes.executor import WriteExecutor
-from proxy.writes.router import WriteRouter
+from proxy.writepath import WritePath
 from proxy.writes.tables import SyncedTables
 
 log = logging.getLogger(__name__)
@@ -35,19 +32,6 @@ def bind_listener(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def build_router(tables: SyncedTables) -> WriteRouter | None:
-    """The synced-write machinery, or None when nothing is synced (pure relay)."""
-    if not tables:
-        return None
-    connectors = {
-        name: build_connector(
-            conf.kind, token=os.environ[conf.token_env], **conf.connector_options()
-        )
-        for name, conf in tables.connectors.items()
-    }
-    return WriteRouter(tables, WriteExecutor(connectors))
-
-
 async def run_worker(
     settings: Settings,
     worker_index: int,
@@ -59,13 +43,12 @@ async def run_worker(
     SIGINT, then a shutdown that drains sessions, awaits background tasks and closes
     the connectors."""
     loop = asyncio.get_running_loop()
-    ctx = WorkerContext(
-        settings,
-        settings.upstream,
-        CancelRegistry(worker_index, runtime_dir),
-        build_router(tables),
-    )
+    ctx = WorkerContext(settings, settings.upstream, CancelRegistry(worker_index, runtime_dir))
+    write_path = WritePath(settings, tables, ctx.spawn) if tables else None
     try:
+        if write_path is not None:
+            await write_path.start()
+            ctx.router = write_path.router
         server = await loop.create_server(lambda: ClientSession(ctx), sock=sock)
         await ctx.cancels.serve_peers()
         stop = asyncio.Event()
@@ -77,15 +60,11 @@ async def run_worker(
         ctx.cancels.close()
         await drain(ctx, settings.shutdown_timeout)
     finally:
-        await shutdown(ctx)
-
-
-async def shutdown(ctx: WorkerContext) -> None:
-    """After the sessions: let background work (compensations, cancels) finish for a
-    bounded time, then close the vendor connectors."""
-    await ctx.wait_tasks(ctx.settings.connect_timeout)
-    if ctx.router is not None:
-        await ctx.router.executor.aclose()
+        # Background work (live journal resolutions, cancels) gets a bounded time;
+        # whatever is left open, the next recovery pass resolves.
+        await ctx.wait_tasks(settings.connect_timeout)
+        if write_path is not None:
+            await write_path.stop()
 
 
 async def drain(ctx: WorkerContext, timeout: float) -> None:

@@ -33,7 +33,6 @@ from proxy.wire.messages import extended
 from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.parse import Parse
 from proxy.wire.messages.ready_for_query import IDLE
-from proxy.writes.executor import compensate_all
 from proxy.writes.outcome import Failure
 from proxy.writes.router import WriteRouter
 
@@ -148,7 +147,9 @@ class Interceptor:
         classification = self._router.classify(sql)
         outcome = None
         if not classification.passthrough:
-            outcome = await self._router.run(self._channel, sql, classification, StatementParams())
+            outcome = await self._router.run(
+                self._channel, sql, classification, self._synced.ledger
+            )
         if outcome is not None:
             self._client.send_raw(encode_outcome(outcome, describe=True))
             self._client.send_message(READY, bytes((outcome.status,)))
@@ -222,14 +223,13 @@ class Interceptor:
                 self._channel,
                 bound.statement.query,
                 bound.statement.classification,
+                synced.ledger,
                 StatementParams.of(bound.bind, bound.statement.param_types),
             )
         if outcome is not None:
             self._client.send_raw(encode_outcome(outcome, describe=False))
             if isinstance(outcome, Failure):
                 synced.skip_until_sync = True
-            elif synced.ledger.proxy_block and outcome.change is not None:
-                synced.block_changes.append(outcome.change)
             return True
         if bound is not None and not await self._rebind(bound):
             return True
@@ -265,12 +265,8 @@ class Interceptor:
     async def _close_proxy_block(self, failed: bool) -> None:
         """At the client's Sync: commit the block, or roll it back; the transaction's
         vendor changes are then resolved by PostgreSQL's verdict on it."""
-        synced = self._synced
-        synced.ledger.proxy_block = False
-        changes, synced.block_changes = synced.block_changes, []
+        self._synced.ledger.proxy_block = False
         error = await self._tx.end_proxy_block(failed)
-        if failed or error is not None:
-            await compensate_all(changes)
         if error is not None:
             self._client.send_raw(encode_error(error))
 

@@ -24,7 +24,6 @@ from proxy.wire.codes import Backend, Frontend
 from proxy.wire.framing import message
 from proxy.wire.messages.error_response import PgError
 from proxy.wire.messages.ready_for_query import IDLE
-from proxy.writes.executor import compensate_all
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class ClientSession(asyncio.Protocol):
         if self._handshake is not None:
             self._handshake.stop()
         self._wake(self._more_data)
-        self._abandon_proxy_block()
+        self._end_transaction()
         self._ctx.sessions.discard(self)
         upstream = self._upstream
         if upstream is None or upstream.transport is None or upstream.transport.is_closing():
@@ -167,16 +166,16 @@ class ClientSession(asyncio.Protocol):
         if synced is not None:
             synced.ledger.dirty = False
             if status == IDLE:
-                # Portals do not outlive their transaction.
+                # Portals do not outlive their transaction; nor does the ledger.
                 synced.portals.clear()
                 synced.control_portals.clear()
-            if status == IDLE and synced.ledger.active:
                 xid, entries = synced.ledger.end()
-                assert self._ctx.router is not None
-                self._ctx.router.executor.ended(xid, entries)
+                if entries:
+                    assert self._ctx.router is not None
+                    self._ctx.router.executor.ended(xid, entries)
 
     def upstream_lost(self, at_boundary: bool, last_kind: int) -> None:
-        self._abandon_proxy_block()
+        self._end_transaction()
         if self._phase is Phase.CLOSED or self._transport is None:
             return
         self._phase = Phase.CLOSED
@@ -231,16 +230,16 @@ class ClientSession(asyncio.Protocol):
         self._more_data = asyncio.get_running_loop().create_future()
         await self._more_data
 
-    def _abandon_proxy_block(self) -> None:
-        """The connection ended inside a block the proxy opened: PostgreSQL rolls it
-        back, so the API changes recorded in it are compensated."""
+    def _end_transaction(self) -> None:
+        """The connection ended: PostgreSQL rolls back an open transaction, so its
+        journal entries are resolved (they wait while the server still has it open)."""
         synced = self.synced
-        if synced is None or not synced.ledger.proxy_block:
+        if synced is None:
             return
-        synced.ledger.proxy_block = False
-        changes, synced.block_changes = synced.block_changes, []
-        if changes:
-            self._ctx.spawn(compensate_all(changes))
+        xid, entries = synced.ledger.end()
+        if entries:
+            assert self._ctx.router is not None
+            self._ctx.router.executor.ended(xid, entries)
 
     @staticmethod
     def _wake(waiter: asyncio.Future[None] | None) -> None:

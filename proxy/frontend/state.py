@@ -12,7 +12,6 @@ from proxy.sql.txcontrol import TxControl
 from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.ready_for_query import IDLE
 from proxy.writes.ledger import TxLedger
-from proxy.writes.outcome import ApiChange
 
 
 @dataclass
@@ -58,5 +57,3 @@ class SyncedState:
     #: After an error in the extended protocol, messages are ignored until Sync.
     skip_until_sync: bool = False
     ledger: TxLedger = field(default_factory=TxLedger)
-    #: Vendor changes made inside the block the proxy opened (compensated if it fails).
-    block_changes: list[ApiChange] = field(default_factory=list)

@@ -1,16 +1,20 @@
 """Execute a planned synced write on the client's own upstream connection, inside
 its transaction: read the old images, let PostgreSQL compute the new ones, call the
-vendor API, then apply the API's answer locally and answer with the client's own
-RETURNING list and PostgreSQL's own CommandComplete tag.
+vendor API (``proxy.writes.vendor``), then apply the API's answer locally and answer
+with the client's own RETURNING list and PostgreSQL's own CommandComplete tag.
 
 Statement atomicity: outside a transaction block the executor opens one and commits
 it; inside one it works under a savepoint. If the API rejects the write, nothing is
 written and the client gets the mapped error; inside a block the transaction is left
-aborted, exactly as after any failed statement. If the local apply or the COMMIT
-fails after the API accepted, the API change is compensated.
+aborted, exactly as after any failed statement.
 
-The vendor calls go through ``CallHooks`` so that a durable journal can record each
-one before it is sent (DESIGN 4.3).
+Every vendor call is journaled durably before it is sent, with the client
+transaction's id (``pg_current_xact_id()``, taken once per transaction). The journal
+entries go to the session's ledger; what is compensated, and when, is decided by
+PostgreSQL's verdict on that transaction (``proxy.journal``). A statement that fails
+after the vendor accepted (the local apply or the COMMIT failed) hands its entries to
+the journal as rolled back, at once. DELETEs are applied locally and their archives
+deferred to COMMIT time (``archive_deferred``): an archive cannot be undone.
 """
 
 from __future__ import annotations
@@ -18,18 +22,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from proxy.backend.channel import QueryFailed, Result, UpstreamChannel
 from proxy.backend.params import NO_PARAMS, StatementParams, json_param
-from proxy.connectors.base import ApiError, ApiObject, CallHooks, Connector, NoHooks
+from proxy.connectors.base import ApiError, Connector
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.errors import api_error, unsupported_error
+from proxy.writes.journaling import LiveJournal, StatementJournal
 from proxy.writes.ledger import TxLedger
 from proxy.writes.outcome import ApiChange, Failure, Outcome, StatementError, Success, UpstreamError
 from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan, assigned_error
 from proxy.writes.tables import SyncedTable
+from proxy.writes.vendor import VendorWrites, association_rows, previous_values
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,7 @@ STATEMENT_SAVEPOINT = "writeproxy_statement"
 ABORT_SQL = (
     "DO $writeproxy$ BEGIN RAISE EXCEPTION 'writeproxy: synced write failed'; END $writeproxy$"
 )
+CURRENT_XID_SQL = "SELECT pg_catalog.pg_current_xact_id()::text"
 
 Image = dict[str, Any]
 
@@ -46,16 +52,12 @@ def images(result: Result) -> list[Image]:
     return [json.loads(row[0]) for row in result.rows if row[0] is not None]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 class WriteExecutor:
     """Runs planned writes; one per worker, shared by its sessions."""
 
-    def __init__(self, connectors: Mapping[str, Connector], hooks: CallHooks | None = None):
+    def __init__(self, connectors: Mapping[str, Connector], journal: LiveJournal) -> None:
         self._connectors = connectors
-        self._hooks = hooks or NoHooks()
+        self._journal = journal
 
     async def aclose(self) -> None:
         """Close the connectors' HTTP clients (worker shutdown)."""
@@ -65,12 +67,33 @@ class WriteExecutor:
     # -- the transaction's boundaries (proxy.frontend.transaction) -----------------
 
     async def rolled_back(self, entry_ids: Sequence[int]) -> None:
-        return None
+        await self._journal.rolled_back(entry_ids)
 
     def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
-        return None
+        self._journal.ended(xid, entry_ids)
 
     async def archive_deferred(self, channel: UpstreamChannel, ledger: TxLedger) -> Failure | None:
+        """Just before COMMIT: check deferred constraints (so the COMMIT cannot fail on
+        them after the archive), then archive what the transaction's DELETEs removed.
+        A failure is the COMMIT's failure; the caller rolls back."""
+        deferred = ledger.deferred
+        if not deferred:
+            return None
+        checked = await channel.run("SET CONSTRAINTS ALL IMMEDIATE")
+        if checked.error is not None:
+            return Failure(UpstreamError(checked.error), checked.status)
+        assert ledger.xid is not None
+        for archive in deferred:
+            hooks = self._journal.statement(xid=ledger.xid, connector=archive.connector)
+            try:
+                await self._connectors[archive.connector].archive(
+                    archive.object_type, list(archive.ids), hooks=hooks
+                )
+            except ApiError as error:
+                return Failure(api_error(error, archive.table), IN_TRANSACTION)
+            finally:
+                ledger.record(hooks.entry_ids)
+        ledger.archived()
         return None
 
     async def execute(
@@ -78,13 +101,17 @@ class WriteExecutor:
         channel: UpstreamChannel,
         plan: WritePlan,
         in_block: bool,
+        ledger: TxLedger,
         params: StatementParams = NO_PARAMS,
     ) -> Outcome:
-        change: ApiChange | None = None
+        table = plan.table
+        hooks: StatementJournal | None = None
         new: list[Image] = []
         try:
             if not in_block:
                 await channel.checked("BEGIN")
+            if ledger.xid is None:
+                ledger.xid = int((await channel.checked(CURRENT_XID_SQL)).rows[0][0] or b"0")
             await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
             old: list[Image] = []
             if plan.select_old is not None:
@@ -97,32 +124,72 @@ class WriteExecutor:
                 old = await self._existing(channel, plan, new)
                 if old:
                     new = await self._resolve_conflicts(channel, plan, params, old)
-            if plan.table.ends is not None:
-                change = await self._associations(channel, plan, old, new)
+            hooks = self._journal.statement(
+                xid=ledger.xid,
+                connector=table.connector,
+                previous=previous_values(table, old) if old and table.ends is None else None,
+                lookup_property=_lookup_property(table),
+            )
+            vendor = VendorWrites(self._connectors[table.connector], plan, hooks)
+            if table.ends is not None:
+                change = await self._associations(channel, plan, vendor, old, new)
             else:
-                change = await self._call_api(plan, old, new)
+                change = await vendor.call(old, new)
             applied = await channel.run(
                 plan.apply, json_param(change.payload), params.result_formats
             )
             if applied.error is not None:
                 raise QueryFailed(applied)
             await channel.checked(f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}")
+            ledger.record(hooks.entry_ids)
+            if change.deferred is not None:
+                ledger.defer(change.deferred)
             status = IN_TRANSACTION
             if not in_block:
+                failure = await self.archive_deferred(channel, ledger)
+                if failure is not None:
+                    return await self.fail(channel, in_block, failure.error)
                 commit = await channel.run("COMMIT")
                 if commit.error is not None:
                     raise QueryFailed(commit)
                 status = commit.status
             return Success(applied.row_description, applied.raw_rows, applied.tag, status, change)
         except QueryFailed as failed:
-            await compensate(change)
+            if hooks is not None:
+                await self._journal.rolled_back(hooks.entry_ids)
             assert failed.result.error is not None
             return await self.fail(channel, in_block, UpstreamError(failed.result.error), True)
         except ApiError as error:
+            if hooks is not None:
+                await self._journal.rolled_back(hooks.entry_ids)
             value = _failed_value(plan, error, new)
-            return await self.fail(channel, in_block, api_error(error, plan.table, value))
+            return await self.fail(channel, in_block, api_error(error, table, value))
         except Unsupported as error:
             return await self.fail(channel, in_block, unsupported_error(error))
+
+    async def _associations(
+        self,
+        channel: UpstreamChannel,
+        plan: WritePlan,
+        vendor: VendorWrites,
+        old: list[Image],
+        new: list[Image],
+    ) -> ApiChange:
+        """Association rows: the pair is known before the call, so an INSERT is tried
+        locally first under a savepoint: a pair that already exists (or violates another
+        local constraint) fails with PostgreSQL's own error before the vendor is asked,
+        and compensation can never remove an association that existed before."""
+        if plan.kind != "delete":
+            if any(row.get("labels") for row in new):
+                raise Unsupported(
+                    f"labelled associations in {plan.table.display} are not supported yet",
+                    "Leave labels NULL: the default association is created.",
+                )
+            await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
+            await channel.checked(plan.apply, json_param(association_rows(plan.table, new)))
+            await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
+            await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
+        return await vendor.associate(old, new)
 
     async def fail(
         self, channel: UpstreamChannel, in_block: bool, error: StatementError, aborted: bool = False
@@ -187,226 +254,6 @@ class WriteExecutor:
         await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
         return [json.loads(row[0]) for row in result.rows if row[0] is not None]
 
-    def _connector(self, table: SyncedTable) -> Connector:
-        return self._connectors[table.connector]
-
-    async def _call_api(self, plan: WritePlan, old: list[Image], new: list[Image]) -> ApiChange:
-        if plan.kind == "insert":
-            return await self._insert(plan, new, old)
-        if plan.kind == "update":
-            return await self._update(plan, old, new)
-        return await self._delete(plan, old)
-
-    async def _associations(
-        self, channel: UpstreamChannel, plan: WritePlan, old: list[Image], new: list[Image]
-    ) -> ApiChange:
-        """Association rows: INSERT associates each pair, DELETE removes it (v4 API).
-
-        The pair is known before the call, so the local insert is tried first under a
-        savepoint: a pair that already exists (or violates another local constraint)
-        fails with PostgreSQL's own error before the vendor is asked, and compensation
-        can never remove an association that existed before."""
-        table = plan.table
-        assert table.ends is not None
-        (first, first_type), (second, second_type) = table.ends
-        connector = self._connector(table)
-        if plan.kind == "delete":
-            pairs = [(str(row[first]), str(row[second])) for row in old]
-            if pairs:
-                await connector.associate(
-                    first_type, second_type, pairs, remove=True, hooks=self._hooks
-                )
-
-            async def restore() -> None:
-                await connector.associate(first_type, second_type, pairs, hooks=self._hooks)
-
-            return ApiChange([list(pair) for pair in pairs], restore if pairs else None)
-        if any(row.get("labels") for row in new):
-            raise Unsupported(
-                f"labelled associations in {table.display} are not supported yet",
-                "Leave labels NULL: the default association is created.",
-            )
-        now = _now()
-        payload = [
-            _merge(table, row, None, {"_sync_inserted_at": now, "_sync_updated_at": now})
-            for row in new
-        ]
-        await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
-        await channel.checked(plan.apply, json_param(payload))
-        await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
-        await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
-        pairs = [(str(row[first]), str(row[second])) for row in new]
-        if pairs:
-            await connector.associate(first_type, second_type, pairs, hooks=self._hooks)
-
-        async def remove() -> None:
-            await connector.associate(
-                first_type, second_type, pairs, remove=True, hooks=self._hooks
-            )
-
-        return ApiChange(payload, remove if pairs else None)
-
-    async def _insert(self, plan: WritePlan, new: list[Image], existing: list[Image]) -> ApiChange:
-        table = plan.table
-        if not new:
-            return ApiChange([])
-        connector = self._connector(table)
-        conflict = plan.conflict
-        if conflict is not None and conflict.action == "nothing":
-            new = await self._absent(plan, new)
-        if not new:
-            return ApiChange([])
-        updated: list[str] = []
-        before = {str(row[table.id_column]): row for row in existing}
-        objects: list[ApiObject | None]
-        if conflict is not None and conflict.action == "update":
-            # Rows PostgreSQL inserted go to the vendor upsert by key (the vendor may
-            # know the key even if this database does not yet); rows it updated send
-            # only the properties that changed.
-            fresh = [row for row in new if row.get(table.id_column) is None]
-            key = table.property_of(conflict.key_column) or conflict.key_column
-            inserted = iter(
-                await connector.upsert(
-                    table.object_type,
-                    key,
-                    [_properties(table, r) for r in fresh],
-                    hooks=self._hooks,
-                )
-                if fresh
-                else []
-            )
-            changed = await self._update_changed(table, before, new)
-            objects = [
-                next(inserted)
-                if row.get(table.id_column) is None
-                else changed.get(str(row[table.id_column]))
-                for row in new
-            ]
-            created = [o.id for o in objects if o is not None and o.created is True]
-            updated = [o.id for o in objects if o is not None and o.created is not True]
-        else:
-            rows = [_properties(table, row) for row in new]
-            objects = list(await connector.create(table.object_type, rows, hooks=self._hooks))
-            created = [obj.id for obj in objects if obj is not None]
-
-        async def undo() -> None:
-            await connector.archive(table.object_type, created, hooks=self._hooks)
-            await self._restore(table, before, updated)
-
-        now = _now()
-        payload = [
-            _merge(table, row, obj, {"_sync_inserted_at": now, "_sync_updated_at": now})
-            for row, obj in zip(new, objects, strict=True)
-        ]
-        return ApiChange(payload, undo if created or updated else None)
-
-    async def _absent(self, plan: WritePlan, new: list[Image]) -> list[Image]:
-        """ON CONFLICT DO NOTHING: keep the rows whose key the vendor does not know."""
-        table = plan.table
-        assert plan.conflict is not None
-        column = plan.conflict.key_column
-        key = table.property_of(column) or column
-        connector = self._connector(table)
-        absent = []
-        for row in new:
-            value = row.get(column)
-            if (
-                value is None
-                or await connector.get(table.object_type, str(value), id_property=key) is None
-            ):
-                absent.append(row)
-        return absent
-
-    async def _update(self, plan: WritePlan, old: list[Image], new: list[Image]) -> ApiChange:
-        table = plan.table
-        old_by_id = {str(row[table.id_column]): row for row in old}
-        objects = await self._update_changed(table, old_by_id, new)
-        changed = list(objects)
-
-        async def undo() -> None:
-            await self._restore(table, old_by_id, changed)
-
-        now = _now()
-        payload = [
-            _merge(
-                table,
-                _keep_sync_columns(table, row, old_by_id.get(str(row[table.id_column]), row)),
-                objects.get(str(row[table.id_column])),
-                {"_sync_updated_at": now},
-            )
-            for row in new
-        ]
-        return ApiChange(payload, undo if changed else None)
-
-    async def _update_changed(
-        self, table: SyncedTable, old_by_id: Mapping[str, Image], new: list[Image]
-    ) -> dict[str, ApiObject]:
-        """Send each existing row's changed properties (only those); rows that did not
-        change are not sent. On failure, restore what was applied and re-raise."""
-        changes: list[tuple[str, dict[str, Any]]] = []
-        for row in new:
-            ident = row.get(table.id_column)
-            if ident is None or str(ident) not in old_by_id:
-                continue
-            before = old_by_id[str(ident)]
-            diff = {
-                prop: row.get(column)
-                for column, prop in table.properties.items()
-                if row.get(column) != before.get(column)
-            }
-            if diff:
-                changes.append((str(ident), diff))
-        if not changes:
-            return {}
-        try:
-            objects = await self._connector(table).update(
-                table.object_type, changes, hooks=self._hooks
-            )
-        except ApiError as error:
-            await self._restore(table, old_by_id, list(error.applied))
-            raise
-        return {obj.id: obj for obj in objects}
-
-    async def _restore(
-        self, table: SyncedTable, old_by_id: Mapping[Any, Image], ids: list[str]
-    ) -> None:
-        """Compensate updates the API applied: write the old property values back."""
-        if not ids:
-            return
-        by_text = {str(key): row for key, row in old_by_id.items()}
-        restore = [
-            (obj_id, {prop: by_text[obj_id].get(col) for col, prop in table.properties.items()})
-            for obj_id in ids
-            if obj_id in by_text
-        ]
-        try:
-            await self._connector(table).update(table.object_type, restore, hooks=self._hooks)
-        except ApiError:
-            log.exception(
-                "could not restore %s objects %s after a failed write", table.display, ids
-            )
-
-    async def _delete(self, plan: WritePlan, old: list[Image]) -> ApiChange:
-        table = plan.table
-        ids = [str(row[table.id_column]) for row in old]
-        if ids:
-            await self._connector(table).archive(table.object_type, ids, hooks=self._hooks)
-        return ApiChange(ids)
-
-
-async def compensate(change: ApiChange | None) -> None:
-    if change is not None and change.undo is not None:
-        try:
-            await change.undo()
-        except ApiError:
-            log.exception("compensation of a failed synced write failed")
-
-
-async def compensate_all(changes: list[ApiChange]) -> None:
-    """Undo several statements' API changes, the latest first."""
-    for change in reversed(changes):
-        await compensate(change)
-
 
 def _failed_value(plan: WritePlan, error: ApiError, new: list[Image]) -> object | None:
     """The value of the column the vendor blamed, in the row that failed (plain INSERT
@@ -442,35 +289,10 @@ def _unique(rows: list[Image], plan: WritePlan) -> list[Image]:
     return list(seen.values())
 
 
-def _keep_sync_columns(table: SyncedTable, row: Image, before: Image) -> Image:
-    """The proxy maintains the sync columns: an UPDATE's own assignments to them are
-    replaced by the old values (and then by the proxy's, see _merge)."""
-    return {**row, **{column: before.get(column) for column in table.sync_columns}}
-
-
-def _properties(table: SyncedTable, row: Image, columns: set[str] | None = None) -> dict[str, Any]:
-    """The row's vendor properties (only those of ``columns`` when given)."""
-    return {
-        prop: row.get(column)
-        for column, prop in table.properties.items()
-        if columns is None or column in columns
-    }
-
-
-def _merge(
-    table: SyncedTable, row: Image, obj: ApiObject | None, sync_values: Mapping[str, str]
-) -> Image:
-    """The row to apply locally: PostgreSQL's new image with the API's id and values."""
-    merged = dict(row)
-    for column, value in sync_values.items():
-        if column in table.sync_columns:
-            merged[column] = value
-    if obj is None:
-        return merged
-    merged[table.id_column] = obj.id
-    for column, prop in table.vendor_columns.items():
-        if prop in obj.properties:
-            merged[column] = obj.properties[prop]
-    if "_updated_at" in table.sync_columns:
-        merged["_updated_at"] = obj.updated_at
-    return merged
+def _lookup_property(table: SyncedTable) -> str | None:
+    """A unique vendor property of the table's objects (its one upsert key), which
+    finds a created object again if the vendor's answer was lost."""
+    if len(table.upsert_keys) != 1:
+        return None
+    (column,) = table.upsert_keys
+    return table.property_of(column)

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proxy.writes.tables import SyncedTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,7 @@ class DeferredArchive:
 
     connector: str
     object_type: str
-    table: str  # schema.table, for messages
+    table: SyncedTable  # for the errors a failed archive maps to
     ids: tuple[str, ...]
 
 
@@ -80,6 +84,10 @@ class TxLedger:
         if archive.ids:
             self._events.append(archive)
 
+    def archived(self) -> None:
+        """The deferred archives were sent (just before the COMMIT)."""
+        self._events = [e for e in self._events if not isinstance(e, DeferredArchive)]
+
     def savepoint(self, name: str) -> None:
         if self.active:
             self._events.append(_Savepoint(name))
@@ -103,7 +111,9 @@ class TxLedger:
         return [i for event in undone if isinstance(event, _Entries) for i in event.ids]
 
     def end(self) -> tuple[int | None, list[int]]:
-        """The transaction ended (committed or not): hand over its xid and entries."""
+        """The transaction ended (committed or not): hand over its xid and entries.
+        Deferred archives that never ran are simply dropped: the transaction did not
+        commit, so its DELETEs never reach the vendor."""
         result = (self.xid, self.entry_ids)
         self.xid = None
         self.proxy_block = False

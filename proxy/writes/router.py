@@ -11,6 +11,7 @@ from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.errors import unsupported_error
 from proxy.writes.executor import WriteExecutor
+from proxy.writes.ledger import TxLedger
 from proxy.writes.outcome import Failure, Outcome, UpstreamError
 from proxy.writes.plan import Unsupported, WritePlan, plan_write
 from proxy.writes.tables import SyncedTable, SyncedTables, quote_ident
@@ -41,6 +42,7 @@ class WriteRouter:
         channel: UpstreamChannel,
         sql: str,
         classification: Classification,
+        ledger: TxLedger,
         params: StatementParams = NO_PARAMS,
     ) -> Outcome | None:
         """Execute ``sql`` as a synced write; None when, resolved against the
@@ -86,7 +88,7 @@ class WriteRouter:
                 # "there is no transaction in progress" WARNING.
                 return Failure(unsupported_error(error), status)
             return await self.executor.fail(channel, in_block, unsupported_error(error))
-        return await self.executor.execute(channel, plan, in_block, params)
+        return await self.executor.execute(channel, plan, in_block, ledger, params)
 
     def _plan(self, sql: str, table: SyncedTable) -> WritePlan:
         key = (sql, table.schema, table.name)

@@ -1,0 +1,71 @@
+"""The synced-write machinery of one worker, assembled and run as a lifespan.
+
+Startup: the vendor connectors, the journal's connection pool, its resolver, and a
+first recovery pass over every open journal entry — before the worker listens, so
+what a crashed proxy left behind is resolved without waiting for client traffic.
+Then the recovery loop runs every ``journal_recovery_interval`` seconds. Shutdown
+stops the loop and closes the journal and the connectors (after the sessions and
+their background resolutions, see ``proxy.worker``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+from proxy.config import Settings
+from proxy.connectors import build_connector
+from proxy.connectors.base import Connector
+from proxy.journal import Journal, RecoveryLoop, Resolver
+from proxy.writes.executor import WriteExecutor
+from proxy.writes.journaling import LiveJournal, Spawn
+from proxy.writes.router import WriteRouter
+from proxy.writes.tables import SyncedTables
+
+log = logging.getLogger(__name__)
+
+
+def build_connectors(tables: SyncedTables) -> dict[str, Connector]:
+    return {
+        name: build_connector(
+            conf.kind, token=os.environ[conf.token_env], **conf.connector_options()
+        )
+        for name, conf in tables.connectors.items()
+    }
+
+
+class WritePath:
+    """Connectors + journal + resolver + router; None of it when nothing is synced."""
+
+    def __init__(self, settings: Settings, tables: SyncedTables, spawn: Spawn) -> None:
+        assert settings.upstream_url is not None
+        self._connectors = build_connectors(tables)
+        self.journal = Journal(
+            settings.upstream_url,
+            schema=settings.journal_schema,
+            lease_s=settings.journal_lease_seconds,
+            connect_timeout=settings.connect_timeout,
+        )
+        self.resolver = Resolver(self.journal, self._connectors)
+        self.router = WriteRouter(
+            tables,
+            WriteExecutor(self._connectors, LiveJournal(self.journal, self.resolver, spawn)),
+        )
+        retention = settings.journal_retention_days
+        self._recovery = RecoveryLoop(
+            self.resolver,
+            interval_s=settings.journal_recovery_interval,
+            retention=timedelta(days=retention) if retention > 0 else None,
+        )
+
+    async def start(self) -> None:
+        await self.journal.open()
+        report = await self._recovery.start()
+        if report.outcomes:
+            log.info("journal recovery at startup: %s", report)
+
+    async def stop(self) -> None:
+        await self._recovery.stop()
+        await self.router.executor.aclose()
+        await self.journal.close()

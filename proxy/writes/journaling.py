@@ -1,0 +1,137 @@
+"""The write path's use of the durable journal (``proxy.journal``).
+
+Per synced statement, ``StatementJournal`` is the connector's ``CallHooks``: every
+vendor call is journaled (committed on the proxy's own connection) before it is sent
+and its answer after. The journal being unreachable is a vendor call that did not
+happen: the statement fails with a retryable error and nothing reaches the vendor.
+
+For the live path, ``LiveJournal`` is what a session tells when its transaction ends
+or a savepoint is rolled back: the entries are resolved at once by PostgreSQL's
+verdict (retried briefly while the verdict is still "in progress", e.g. while the
+server notices a dropped client); the recovery loop catches anything left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+from proxy.connectors.base import ApiError, CallOutcome, ErrorKind, VendorCall
+from proxy.journal import Journal, JournalHooks, Resolver
+from proxy.journal.resolver import Outcome as Resolution
+
+log = logging.getLogger(__name__)
+
+#: Delays between live resolution attempts of entries whose transaction is still in
+#: progress (PostgreSQL aborts a dropped client's transaction when it notices).
+LIVE_RETRY_DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.5, 0.5, 1.0)
+_UNSETTLED = frozenset({Resolution.WAITING, Resolution.BUSY, Resolution.RETRYING})
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], object]
+
+
+
+
+class StatementJournal:
+    """``CallHooks`` for one statement: journal each call before and after it."""
+
+    def __init__(self, hooks: JournalHooks) -> None:
+        self._hooks = hooks
+
+    @property
+    def entry_ids(self) -> list[int]:
+        return self._hooks.entry_ids
+
+    async def before_send(self, call: VendorCall) -> None:
+        try:
+            await self._hooks.before_send(call)
+        except Exception as exc:
+            log.warning("cannot journal a vendor call (%s): not sending it", type(exc).__name__)
+            raise ApiError(
+                ErrorKind.UNAVAILABLE,
+                "writeproxy could not record the call in its write journal, so it was not "
+                "sent to the vendor",
+                retry_safe=True,
+            ) from exc
+
+    async def after_send(self, call: VendorCall, outcome: CallOutcome) -> None:
+        try:
+            await self._hooks.after_send(call, outcome)
+        except Exception as exc:
+            # The vendor answered but the journal did not take the answer: the entry
+            # stays unanswered and the resolver looks it up and compensates it.
+            log.warning("cannot journal a vendor answer (%s)", type(exc).__name__)
+            raise ApiError(
+                ErrorKind.OUTCOME_UNKNOWN,
+                "writeproxy could not record the vendor's answer in its write journal; "
+                "the journal's recovery will undo the call",
+                retry_safe=False,
+            ) from exc
+
+
+class LiveJournal:
+    """The journal as the sessions and the executor of one worker use it."""
+
+    def __init__(self, journal: Journal, resolver: Resolver, spawn: Spawn) -> None:
+        self._journal = journal
+        self._resolver = resolver
+        self._spawn = spawn
+
+    def statement(
+        self,
+        *,
+        xid: int,
+        connector: str,
+        previous: Mapping[str, Mapping[str, Any]] | None = None,
+        lookup_property: str | None = None,
+    ) -> StatementJournal:
+        return StatementJournal(
+            JournalHooks(
+                self._journal,
+                xid=xid,
+                connector=connector,
+                previous=previous,
+                lookup_property=lookup_property,
+            )
+        )
+
+    async def rolled_back(self, entry_ids: Sequence[int]) -> None:
+        """These entries' statements were undone locally: durably so, then resolved."""
+        if not entry_ids:
+            return
+        try:
+            await self._journal.mark_rolled_back(entry_ids)
+        except Exception as exc:
+            # The transaction cannot commit without the proxy, and the proxy does not
+            # forward anything before this returns: the session fails instead.
+            log.error("cannot mark journal entries rolled back (%s)", type(exc).__name__)
+            raise
+        # Compensate before the client hears of the failure (as PostgreSQL has undone
+        # the rows by then); what cannot be settled at once is retried in the background.
+        await self._resolve_soon(list(entry_ids), attempts=1)
+
+    def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
+        """The transaction ended: resolve its entries now."""
+        if entry_ids:
+            self._spawn(self._resolve_soon(list(entry_ids)))
+
+    async def _resolve_soon(self, ids: list[int], attempts: int | None = None) -> None:
+        pending = ids
+        delays = LIVE_RETRY_DELAYS[:attempts] if attempts else LIVE_RETRY_DELAYS
+        for delay in delays:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                report = await self._resolver.resolve(pending)
+            except Exception as exc:
+                log.warning("live journal resolution failed (%s); recovery retries", exc)
+                return
+            pending = [i for i in pending if report.outcomes.get(i) in _UNSETTLED]
+            if not pending:
+                return
+        if attempts:
+            self._spawn(self._resolve_soon(pending))
+            return
+        log.info("%d journal entries still open; the recovery loop resolves them", len(pending))
