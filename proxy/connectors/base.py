@@ -60,8 +60,9 @@ _HINTS: dict[ErrorKind, str] = {
     ErrorKind.RATE_LIMITED: "The vendor's rate limit was reached; nothing was applied, so the "
     "statement is safe to retry later.",
     ErrorKind.UNAVAILABLE: "The vendor API is unavailable; retry the statement later.",
-    ErrorKind.OUTCOME_UNKNOWN: "The vendor may or may not have applied the change; the write "
-    "journal will resolve it. Do not blindly retry.",
+    ErrorKind.OUTCOME_UNKNOWN: "The vendor's answer was lost, so nothing was written locally. "
+    "writeproxy's journal finds out what the vendor applied and undoes it within seconds; "
+    "the statement is then safe to retry.",
     ErrorKind.AUTH: "Check the API token configured for this synced table.",
     ErrorKind.FORBIDDEN: "The API token lacks a scope needed for this write.",
 }

@@ -156,16 +156,22 @@ class WriteExecutor:
             return Success(applied.row_description, applied.raw_rows, applied.tag, status, change)
         except QueryFailed as failed:
             if hooks is not None:
-                await self._journal.rolled_back(hooks.entry_ids)
+                await self._journal.failed(hooks)
             assert failed.result.error is not None
             return await self.fail(channel, in_block, UpstreamError(failed.result.error), True)
         except ApiError as error:
             if hooks is not None:
-                await self._journal.rolled_back(hooks.entry_ids)
+                await self._journal.failed(hooks)
             value = _failed_value(plan, error, new)
             return await self.fail(channel, in_block, api_error(error, table, value))
         except Unsupported as error:
             return await self.fail(channel, in_block, unsupported_error(error))
+        except BaseException:
+            # E.g. the upstream connection was lost mid-statement: the transaction is
+            # gone with it; the entries are resolved by its verdict.
+            if hooks is not None:
+                await self._journal.failed(hooks)
+            raise
 
     async def _associations(
         self,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from proxy.connectors.base import ApiError, CallOutcome, ErrorKind, VendorCall
-from proxy.journal import Journal, JournalHooks, Resolver
+from proxy.journal import EntryState, Journal, JournalHooks, Resolver
 from proxy.journal.resolver import Outcome as Resolution
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,23 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 class StatementJournal:
     """``CallHooks`` for one statement: journal each call before and after it."""
 
-    def __init__(self, hooks: JournalHooks) -> None:
+    def __init__(self, hooks: JournalHooks, journal: Journal) -> None:
         self._hooks = hooks
+        self._hooks_journal = journal
 
     @property
     def entry_ids(self) -> list[int]:
         return self._hooks.entry_ids
+
+    async def abandon(self) -> None:
+        """The statement failed: calls whose answer never came (the connector raised
+        before answering its hooks) are recorded as unknown, so the resolver need not
+        wait for their lease to expire before looking them up."""
+        for entry_id in self._hooks.unanswered:
+            try:
+                await self._hooks_journal.record_outcome(entry_id, EntryState.UNKNOWN)
+            except Exception as exc:  # the lease expires and recovery takes over
+                log.warning("cannot record journal entry %d as unknown (%s)", entry_id, exc)
 
     async def before_send(self, call: VendorCall) -> None:
         try:
@@ -94,8 +105,14 @@ class LiveJournal:
                 connector=connector,
                 previous=previous,
                 lookup_property=lookup_property,
-            )
+            ),
+            self._journal,
         )
+
+    async def failed(self, statement: StatementJournal) -> None:
+        """A statement that made vendor calls failed: nothing of it stays locally."""
+        await statement.abandon()
+        await self.rolled_back(statement.entry_ids)
 
     async def rolled_back(self, entry_ids: Sequence[int]) -> None:
         """These entries' statements were undone locally: durably so, then resolved."""
