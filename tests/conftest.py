@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -109,3 +109,40 @@ read_timeout_s = 2
     env = {"WRITEPROXY_CONFIG": str(config), HUBSPOT_TOKEN_ENV: "sandbox-token"}
     with run_proxy(tmp, "--upstream", synced_url, env=env) as process:
         yield process
+
+
+@pytest.fixture
+def killable(
+    synced_url: str, sandbox: Sandbox, tmp_path: Path
+) -> Iterator[tuple[ProxyProcess, Callable[[], ProxyProcess]]]:
+    """A proxy of this test's own (short journal lease, fast recovery), which the test
+    may kill with SIGKILL and start again on the same port."""
+    config = tmp_path / "writeproxy.toml"
+    config.write_text(
+        f"""
+journal_lease_seconds = 2
+journal_recovery_interval = 0.5
+[connectors.hubspot]
+kind = "hubspot"
+base_url = "{sandbox.base_url}"
+token_env = "{HUBSPOT_TOKEN_ENV}"
+schema = "hubspot"
+backoff_base_s = 0.01
+backoff_cap_s = 0.05
+read_timeout_s = 5
+"""
+    )
+    env = {"WRITEPROXY_CONFIG": str(config), HUBSPOT_TOKEN_ENV: "sandbox-token"}
+    port = free_port()
+    stack: list[object] = []
+
+    def start() -> ProxyProcess:
+        manager = run_proxy(tmp_path, "--upstream", synced_url, env=env, port=port)
+        process = manager.__enter__()
+        stack.append(manager)
+        return process
+
+    first = start()
+    yield first, start
+    for manager in reversed(stack):
+        manager.__exit__(None, None, None)  # type: ignore[attr-defined]

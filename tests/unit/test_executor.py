@@ -1,0 +1,247 @@
+"""The executor's decisions (proxy.writes.executor), with a fake upstream channel, a
+fake connector and a fake journal: the order of PostgreSQL statements and vendor calls,
+what is journaled, what is deferred, and how failures leave the transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from proxy.backend.channel import QueryFailed, Result
+from proxy.backend.params import NO_PARAMS, StatementParams
+from proxy.connectors.base import ApiError, ApiObject, ErrorKind
+from proxy.wire.messages.error_response import PgError
+from proxy.wire.messages.ready_for_query import FAILED_TRANSACTION, IDLE, IN_TRANSACTION
+from proxy.writes.executor import CURRENT_XID_SQL, WriteExecutor
+from proxy.writes.ledger import DeferredArchive, TxLedger
+from proxy.writes.outcome import Failure, Success, UpstreamError
+from proxy.writes.plan import WritePlan, plan_write
+from tests.unit.test_plan import contact_table
+
+ROW = {"id": None, "email": "ada@example.com", "firstname": "Ada", "user_id": None}
+OLD = {"id": "501", "email": "ada@example.com", "firstname": "Ada", "user_id": None}
+ERROR_BODY = PgError("23503", "violates foreign key").encode()[5:]
+
+
+class FakeChannel:
+    """Answers the executor's statements from a script; records every SQL text."""
+
+    def __init__(
+        self, plan: WritePlan, *, images: Sequence[Mapping[str, Any]] = (), fail: str = ""
+    ) -> None:
+        self.sql: list[str] = []
+        self._reads = {plan.select_old, plan.dry_run}
+        self._images = [json.dumps(dict(i)).encode() for i in images]
+        self._fail = fail
+        self._aborted = False
+
+    async def run(
+        self, sql: str, params: StatementParams = NO_PARAMS, result_formats: Any = ()
+    ) -> Result:
+        self.sql.append(sql)
+        if self._fail and sql.startswith(self._fail):
+            self._aborted = True
+            return Result(error=ERROR_BODY, status=FAILED_TRANSACTION)
+        status = FAILED_TRANSACTION if self._aborted else IN_TRANSACTION
+        if sql in ("COMMIT", "ROLLBACK"):
+            return Result(tag=sql, status=IDLE)
+        if sql == CURRENT_XID_SQL:
+            return Result(rows=[[b"4242"]], status=status)
+        if sql in self._reads:  # old images and dry runs
+            return Result(rows=[[image] for image in self._images], status=status)
+        if sql.startswith(("INSERT", "UPDATE", "DELETE", "WITH")):
+            return Result(tag="INSERT 0 1", raw_rows=[b"\x00\x00"], status=status)
+        return Result(status=status)
+
+    async def checked(self, sql: str, params: StatementParams = NO_PARAMS) -> Result:
+        result = await self.run(sql, params)
+        if result.error is not None:
+            raise QueryFailed(result)
+        return result
+
+
+class FakeConnector:
+    def __init__(self, error: ApiError | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self._error = error
+
+    async def _answer(self, op: str, payload: Any, hooks: Any) -> None:
+        self.calls.append((op, payload))
+        hooks.entry_ids.append(hooks.xid * 10 + len(hooks.entry_ids) + 1)  # journaled
+        if self._error is not None:
+            raise self._error
+
+    async def create(self, object_type: str, rows: Any, *, hooks: Any = None) -> list[ApiObject]:
+        await self._answer("create", list(rows), hooks)
+        return [ApiObject(str(900 + i), {}, "t", "t") for i, _ in enumerate(rows)]
+
+    async def update(self, object_type: str, changes: Any, *, hooks: Any = None) -> list[Any]:
+        await self._answer("update", list(changes), hooks)
+        return [ApiObject(i, {}, "t", "t") for i, _ in changes]
+
+    async def archive(self, object_type: str, ids: Any, *, hooks: Any = None) -> None:
+        await self._answer("archive", list(ids), hooks)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FakeStatement:
+    def __init__(self, xid: int) -> None:
+        self.xid = xid
+        self.entry_ids: list[int] = []
+
+
+class FakeJournal:
+    def __init__(self) -> None:
+        self.statements: list[FakeStatement] = []
+        self.failed_ids: list[int] = []
+
+    def statement(self, *, xid: int, connector: str, **_: Any) -> FakeStatement:
+        self.statements.append(FakeStatement(xid))
+        return self.statements[-1]
+
+    async def failed(self, statement: FakeStatement) -> None:
+        self.failed_ids += statement.entry_ids
+
+
+def executor(connector: FakeConnector, journal: FakeJournal) -> WriteExecutor:
+    return WriteExecutor({"hubspot": connector}, journal)  # type: ignore[dict-item, arg-type]
+
+
+def plan(sql: str) -> WritePlan:
+    return plan_write(sql, contact_table())
+
+
+INSERT = "INSERT INTO hubspot.contact (email, firstname) VALUES ('ada@example.com', 'Ada')"
+DELETE = "DELETE FROM hubspot.contact WHERE email = 'ada@example.com'"
+
+
+async def run(
+    sql: str,
+    in_block: bool,
+    *,
+    images: Sequence[Mapping[str, Any]] = (),
+    fail: str = "",
+    connector: FakeConnector | None = None,
+    journal: FakeJournal | None = None,
+    ledger: TxLedger | None = None,
+) -> tuple[Success | Failure, FakeChannel]:
+    planned = plan(sql)
+    channel = FakeChannel(planned, images=images, fail=fail)
+    outcome = await executor(connector or FakeConnector(), journal or FakeJournal()).execute(
+        channel,  # type: ignore[arg-type]
+        planned,
+        in_block,
+        ledger if ledger is not None else TxLedger(),
+    )
+    return outcome, channel
+
+
+async def test_autocommit_insert_calls_the_api_between_dry_run_and_apply() -> None:
+    connector, journal, ledger = FakeConnector(), FakeJournal(), TxLedger()
+    outcome, channel = await run(
+        INSERT, False, images=[ROW], connector=connector, journal=journal, ledger=ledger
+    )
+    assert isinstance(outcome, Success) and outcome.status == IDLE
+    assert channel.sql[:3] == ["BEGIN", CURRENT_XID_SQL, "SAVEPOINT writeproxy_statement"]
+    assert channel.sql[-2:] == ["RELEASE SAVEPOINT writeproxy_statement", "COMMIT"]
+    assert connector.calls == [
+        ("create", [{"email": "ada@example.com", "firstname": "Ada", "user_id": None}])
+    ]
+    assert [s.xid for s in journal.statements] == [4242]
+    assert ledger.entry_ids == [42421] and ledger.xid == 4242
+
+
+async def test_xid_is_taken_once_per_transaction() -> None:
+    ledger = TxLedger(xid=7)
+    _, channel = await run(INSERT, True, images=[ROW], ledger=ledger)
+    assert CURRENT_XID_SQL not in channel.sql and ledger.xid == 7
+
+
+async def test_api_rejection_rolls_back_and_maps_the_error() -> None:
+    duplicate = ApiError(ErrorKind.DUPLICATE, "exists", column="email", input_index=0)
+    journal, ledger = FakeJournal(), TxLedger()
+    outcome, channel = await run(
+        INSERT,
+        False,
+        images=[ROW],
+        connector=FakeConnector(duplicate),
+        journal=journal,
+        ledger=ledger,
+    )
+    assert isinstance(outcome, Failure) and isinstance(outcome.error, PgError)
+    assert outcome.error.sqlstate == "23505"
+    assert outcome.error.extra["constraint_name"] == "contact_email_key"
+    assert outcome.error.detail is not None and "(ada@example.com)" in outcome.error.detail
+    assert channel.sql[-1] == "ROLLBACK"
+    assert not any(s.startswith("INSERT INTO hubspot.contact") for s in channel.sql)
+    assert journal.failed_ids == [42421] and ledger.entry_ids == []
+
+
+async def test_local_failure_after_the_api_hands_the_entries_back_at_once() -> None:
+    journal, ledger = FakeJournal(), TxLedger(xid=5)
+    outcome, _ = await run(
+        INSERT,
+        True,
+        images=[ROW],
+        fail="INSERT INTO hubspot.contact",
+        journal=journal,
+        ledger=ledger,
+    )
+    assert isinstance(outcome, Failure) and outcome.error == UpstreamError(ERROR_BODY)
+    assert outcome.status == FAILED_TRANSACTION  # left aborted, as PostgreSQL would
+    assert journal.failed_ids == [51] and ledger.entry_ids == []
+
+
+async def test_delete_in_a_block_is_applied_locally_and_deferred() -> None:
+    connector, ledger = FakeConnector(), TxLedger()
+    outcome, _ = await run(DELETE, True, images=[OLD], connector=connector, ledger=ledger)
+    assert isinstance(outcome, Success)
+    assert connector.calls == []  # nothing reaches the vendor before COMMIT
+    assert [d.ids for d in ledger.deferred] == [("501",)]
+
+
+async def test_delete_in_autocommit_archives_after_the_local_delete_before_commit() -> None:
+    connector, ledger = FakeConnector(), TxLedger()
+    outcome, channel = await run(DELETE, False, images=[OLD], connector=connector, ledger=ledger)
+    assert isinstance(outcome, Success)
+    assert connector.calls == [("archive", ["501"])]
+    tail = channel.sql[channel.sql.index("SET CONSTRAINTS ALL IMMEDIATE") :]
+    assert tail == ["SET CONSTRAINTS ALL IMMEDIATE", "COMMIT"]
+    assert ledger.deferred == [] and ledger.entry_ids == [42421]
+
+
+async def test_failed_deferred_archive_fails_like_the_commit() -> None:
+    forbidden = ApiError(ErrorKind.FORBIDDEN, "missing scope")
+    outcome, channel = await run(DELETE, False, images=[OLD], connector=FakeConnector(forbidden))
+    assert isinstance(outcome, Failure) and isinstance(outcome.error, PgError)
+    assert outcome.error.sqlstate == "42501"
+    assert channel.sql[-1] == "ROLLBACK" and "COMMIT" not in channel.sql
+
+
+async def test_deferred_constraint_violation_stops_the_archive() -> None:
+    channel = FakeChannel(plan(DELETE), fail="SET CONSTRAINTS")
+    connector, ledger = FakeConnector(), TxLedger(xid=3)
+    ledger.defer(DeferredArchive("hubspot", "contacts", contact_table(), ("1",)))
+    failure = await executor(connector, FakeJournal()).archive_deferred(
+        channel,  # type: ignore[arg-type]
+        ledger,
+    )
+    assert failure is not None and failure.error == UpstreamError(ERROR_BODY)
+    assert connector.calls == []
+
+
+@pytest.mark.parametrize("in_block", [False, True])
+async def test_update_without_changes_calls_nothing(in_block: bool) -> None:
+    connector = FakeConnector()
+    outcome, _ = await run(
+        "UPDATE hubspot.contact SET firstname = firstname",
+        in_block,
+        images=[OLD],
+        connector=connector,
+    )
+    assert isinstance(outcome, Success) and connector.calls == []
