@@ -54,15 +54,22 @@ class TransactionControl:
         self._journal = journal
         self._archiver = archiver
         self._tx_status = tx_status
+        #: Statements of the current text already handled before they ran.
+        self._handled: set[int] = set()
 
     def status_changed(self, status: int) -> None:
         self._tx_status = status
 
     async def before(self, controls: Sequence[TxControl]) -> Failure | None:
-        """Before the statements run: a COMMIT first archives what DELETEs deferred.
+        """Before the statements run: a rollback that is certain to happen compensates
+        first; a COMMIT first archives what DELETEs deferred.
 
         A failure is the COMMIT's failure: the upstream transaction is rolled back, the
         client sees the error (and an idle session afterwards, as after a failed COMMIT)."""
+        self._handled = set()
+        if controls and controls[0].index == 0 and await self._undo_first(controls[0]):
+            self._handled.add(0)
+            return None
         commits = [c for c in controls if c.kind is TxKind.COMMIT or c.kind is TxKind.PREPARE]
         if not commits or not self._ledger.deferred or self._tx_status == FAILED_TRANSACTION:
             return None
@@ -83,10 +90,29 @@ class TransactionControl:
         rolled = await self._channel.run("ROLLBACK")
         return Failure(failure.error, rolled.status if rolled.error is None else IDLE)
 
+    async def _undo_first(self, control: TxControl) -> bool:
+        """Compensate before forwarding a rollback that cannot fail — ROLLBACK, COMMIT of
+        an aborted transaction, ROLLBACK TO a savepoint the ledger saw being made — while
+        the transaction still holds its row locks: a session waiting to write the same
+        rows reaches the vendor only after it has been restored. True: done here."""
+        ledger = self._ledger
+        aborted = self._tx_status == FAILED_TRANSACTION
+        if control.kind is TxKind.ROLLBACK or (control.kind is TxKind.COMMIT and aborted):
+            undone = ledger.discard()
+        elif control.kind is TxKind.ROLLBACK_TO and ledger.knows(control.savepoint or ""):
+            undone = ledger.rollback_to(control.savepoint or "")
+        else:
+            return False
+        if undone:
+            await self._journal.rolled_back(undone)
+        return True
+
     async def after(self, done: Sequence[TxControl]) -> None:
         """These statements succeeded: follow their savepoints in the ledger."""
         ledger = self._ledger
         for control in done:
+            if control.index in self._handled:
+                continue
             name = control.savepoint or ""
             if control.kind is TxKind.SAVEPOINT:
                 ledger.savepoint(name)

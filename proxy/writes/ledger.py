@@ -110,6 +110,17 @@ class TxLedger:
         self._events = self._events[:keep]
         return [i for event in undone if isinstance(event, _Entries) for i in event.ids]
 
+    def knows(self, name: str) -> bool:
+        """Whether the ledger saw savepoint ``name`` being made (and it still exists)."""
+        return self._find(name) >= 0
+
+    def discard(self) -> list[int]:
+        """The whole transaction is about to be rolled back: hand over its entries and
+        drop its deferred archives (its xid stays until the transaction ends)."""
+        undone = self.entry_ids
+        self._events = []
+        return undone
+
     def end(self) -> tuple[int | None, list[int]]:
         """The transaction ended (committed or not): hand over its xid and entries.
         Deferred archives that never ran are simply dropped: the transaction did not

@@ -183,10 +183,12 @@ def test_random_transactions_with_faults_and_a_proxy_kill_end_without_drift(
     # Zero duplicates: one live vendor object per email.
     emails = [str(o["properties"]["email"]) for o in hs.sandbox.objects()]  # type: ignore[index]
     assert len(emails) == len(set(emails))
-    # Conflicts are what the journal could not undo: here, only archives made just
-    # before a COMMIT that the kill then prevented (README: the remaining window).
-    assert all(op == "archive" for _, op, _, _ in conflicts(hs.direct_url)), conflicts(
-        hs.direct_url
-    )
+    # Conflicts are what the journal did not undo: archives made just before a COMMIT
+    # the kill then prevented (README: the remaining window), and restores skipped
+    # because a later committed write changed the value first (a dropped client's
+    # transaction releases its row locks before its compensation runs). Neither may
+    # leave drift: the harness checks that.
+    for _, op, _, why in conflicts(hs.direct_url):
+        assert op == "archive" or "changed at the vendor since" in why, why
     assert run.outcomes["signup"] > 10 and run.outcomes["drop"] > 5
     # The harness then checks the no-drift invariant, property by property.

@@ -90,3 +90,23 @@ def test_end_hands_over_and_resets() -> None:
     assert ledger.end() == (77, [1])
     assert (ledger.xid, ledger.proxy_block, ledger.active) == (None, False, False)
     assert ledger.end() == (None, [])
+
+
+def test_knows_only_savepoints_seen_and_not_released() -> None:
+    ledger = TxLedger()
+    ledger.savepoint("early")  # before any entry: not tracked
+    ledger.record([1])
+    ledger.savepoint("a")
+    assert ledger.knows("a") and not ledger.knows("early")
+    ledger.release("a")
+    assert not ledger.knows("a")
+
+
+def test_discard_hands_over_everything_but_keeps_the_xid() -> None:
+    ledger = TxLedger(xid=9)
+    ledger.record([1])
+    ledger.savepoint("a")
+    ledger.record([2])
+    ledger.defer(archive("5"))
+    assert ledger.discard() == [1, 2]
+    assert not ledger.active and ledger.deferred == [] and ledger.xid == 9
