@@ -23,6 +23,7 @@ from proxy.wire.messages.parse import Parse
 INTERNAL = "writeproxy_internal"
 ERROR = Backend.ERROR_RESPONSE
 READY = Backend.READY_FOR_QUERY
+ACTIVE_SQL_TRANSACTION = "25001"
 
 
 @dataclass
@@ -98,6 +99,37 @@ class UpstreamChannel:
             + extended.SYNC
         )
         return await self._collect(Result())
+
+    async def begin_in_pipeline(self) -> Result:
+        """BEGIN inside the client's implicit transaction (extended protocol, before
+        its Sync), without a Sync of our own, which would commit that transaction: the
+        implicit block becomes an explicit one that still holds the statements the
+        client ran before. If the client had already sent its own BEGIN in the same
+        pipeline, PostgreSQL's "already a transaction in progress" warning is ours,
+        not the client's, and is not relayed."""
+        self.send(
+            extended.close_statement(INTERNAL)
+            + extended.close_portal(INTERNAL)
+            + Parse(INTERNAL, "BEGIN", ()).encode()
+            + Bind(INTERNAL, INTERNAL, (), (), ()).encode()
+            + extended.execute(INTERNAL)
+            + extended.FLUSH
+        )
+        result = Result()
+        while True:
+            kind, body = await self._capture.next()
+            if kind == Backend.NOTICE_RESPONSE and parse_fields(body).get("sqlstate") == (
+                ACTIVE_SQL_TRANSACTION
+            ):
+                continue
+            if kind in ASYNCHRONOUS:
+                self._to_client(kind, body)
+            elif kind == Backend.COMMAND_COMPLETE:
+                result.tag = body[:-1].decode()
+                return result
+            elif kind == ERROR:
+                result.error = body
+                return result
 
     async def checked(
         self, sql: str, params: StatementParams = NO_PARAMS, result_formats: Sequence[int] = ()

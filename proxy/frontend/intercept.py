@@ -24,6 +24,7 @@ from proxy.backend.channel import UpstreamChannel
 from proxy.backend.expected import LAST_REPLY, Expected
 from proxy.backend.params import StatementParams
 from proxy.frontend.answer import encode_error, encode_outcome
+from proxy.frontend.relay import note_begin
 from proxy.frontend.state import BoundWrite, Conversation, PreparedWrite, SyncedState
 from proxy.frontend.transaction import TransactionControl
 from proxy.sql.txcontrol import TxControl, may_control_transaction, transaction_controls
@@ -233,8 +234,9 @@ class Interceptor:
             return True
         if bound is not None and not await self._rebind(bound):
             return True
-        controls = synced.control_portals.get(portal, ()) if synced.ledger.active else ()
-        return await self._execute_relayed(raw, controls)
+        controls = synced.control_portals.get(portal, ())
+        note_begin(synced, controls)
+        return await self._execute_relayed(raw, controls if synced.ledger.active else ())
 
     async def _execute_relayed(self, raw: bytes, controls: tuple[TxControl, ...]) -> bool:
         synced = self._synced
@@ -252,14 +254,20 @@ class Interceptor:
         return result != "copy"
 
     async def _open_proxy_block(self) -> None:
-        """Messages up to a Sync form one implicit transaction: a pipeline of synced
-        writes (executemany, executeBatch) is all or nothing. When this is the first
-        statement executed since ReadyForQuery said idle, the proxy makes that
-        transaction an explicit block, and ends it at the client's Sync."""
+        """Messages up to a Sync form one implicit transaction: a pipeline with synced
+        writes (executemany, executeBatch, psycopg pipeline mode) is all or nothing. The
+        proxy makes that transaction an explicit block, and ends it at the client's
+        Sync."""
         ledger = self._synced.ledger
-        if ledger.proxy_block or self._conv.tx_status != IDLE or ledger.dirty:
+        if ledger.proxy_block or self._conv.tx_status != IDLE or ledger.client_began:
             return
-        if (await self._channel.run("BEGIN")).error is None:
+        if ledger.dirty:
+            # Statements already ran in this implicit transaction: BEGIN without a Sync
+            # makes the block explicit with them in it, so they stay all or nothing.
+            result = await self._channel.begin_in_pipeline()
+        else:
+            result = await self._channel.run("BEGIN")
+        if result.error is None:
             ledger.proxy_block = True
 
     async def _close_proxy_block(self, failed: bool) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from proxy.frontend.state import Conversation, SyncedState
-from proxy.sql.txcontrol import may_control_transaction, transaction_controls
+from proxy.sql.txcontrol import TxControl, TxKind, may_control_transaction, transaction_controls
 from proxy.wire.codes import SYNC_POINTS, Frontend
 from proxy.wire.framing import (
     FRONTEND_READY_TYPES,
@@ -174,9 +174,15 @@ class ClientRelay:
             if not synced.portals and not synced.control_portals:
                 return False
             portal = extended.execute_portal(body)
-            return portal in synced.portals or (
-                synced.ledger.active and portal in synced.control_portals
-            )
+            if portal in synced.portals:
+                return True
+            controls = synced.control_portals.get(portal)
+            if not controls:
+                return False
+            if synced.ledger.active:
+                return True
+            note_begin(synced, controls)
+            return False
         if not synced.statements and not synced.controls:
             return False
         target, name = extended.target_name(body)  # Close
@@ -187,3 +193,9 @@ class ClientRelay:
             synced.portals.pop(name, None)
             synced.control_portals.pop(name, None)
         return False
+
+
+def note_begin(synced: SyncedState, controls: tuple[TxControl, ...]) -> None:
+    """An Execute of BEGIN/START: the client opened its own block in this pipeline."""
+    if any(control.kind is TxKind.BEGIN for control in controls):
+        synced.ledger.client_began = True

@@ -165,6 +165,7 @@ class ClientSession(asyncio.Protocol):
         synced = self.synced
         if synced is not None:
             synced.ledger.dirty = False
+            synced.ledger.client_began = False
             if status == IDLE:
                 # Portals do not outlive their transaction; nor does the ledger.
                 synced.portals.clear()

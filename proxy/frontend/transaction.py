@@ -111,6 +111,11 @@ class TransactionControl:
         """These statements succeeded: follow their savepoints in the ledger."""
         ledger = self._ledger
         for control in done:
+            if control.ends_transaction and control.chain:
+                # AND CHAIN: a new transaction starts at once, ReadyForQuery stays 'T'.
+                xid, entries = ledger.end()
+                self._journal.ended(xid, entries)
+                continue
             if control.index in self._handled:
                 continue
             name = control.savepoint or ""
@@ -122,10 +127,6 @@ class TransactionControl:
                 undone = ledger.rollback_to(name)
                 if undone:
                     await self._journal.rolled_back(undone)
-            elif control.ends_transaction and control.chain:
-                # AND CHAIN: a new transaction starts at once, ReadyForQuery stays 'T'.
-                xid, entries = ledger.end()
-                self._journal.ended(xid, entries)
 
     async def end_proxy_block(self, failed: bool) -> StatementError | None:
         """The client's Sync ends the block the proxy opened for its implicit

@@ -17,11 +17,14 @@ from typing import Final
 
 from pglast.parser import ParseError, parse_sql_json
 
-_KEYWORDS: Final = re.compile(r"(?i)commit|end|rollback|abort|savepoint|release|prepare")
+_KEYWORDS: Final = re.compile(
+    r"(?i)begin|start|commit|end|rollback|abort|savepoint|release|prepare"
+)
 #: A single statement (extended protocol) that may be transaction control: it starts,
 #: after blanks and comments, with one of the keywords.
 _LEADING: Final = re.compile(
-    r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:commit|end|rollback|abort|savepoint|release|prepare)\b",
+    r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+    r"(?:begin|start|commit|end|rollback|abort|savepoint|release|prepare)\b",
     re.IGNORECASE | re.DOTALL,
 )
 

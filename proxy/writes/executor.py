@@ -44,6 +44,13 @@ ABORT_SQL = (
     "DO $writeproxy$ BEGIN RAISE EXCEPTION 'writeproxy: synced write failed'; END $writeproxy$"
 )
 CURRENT_XID_SQL = "SELECT pg_catalog.pg_current_xact_id()::text"
+#: In the block the proxy opens around an autocommit statement: the xid, and no
+#: idle_in_transaction_session_timeout while the vendor answers (the client's statement
+#: is running, not idle; SET LOCAL ends with the block).
+OWN_BLOCK_XID_SQL = (
+    "SELECT pg_catalog.pg_current_xact_id()::text, "
+    "pg_catalog.set_config('idle_in_transaction_session_timeout', '0', true)"
+)
 
 Image = dict[str, Any]
 
@@ -110,8 +117,9 @@ class WriteExecutor:
         try:
             if not in_block:
                 await channel.checked("BEGIN")
-            if ledger.xid is None:
-                ledger.xid = int((await channel.checked(CURRENT_XID_SQL)).rows[0][0] or b"0")
+            xid = await self._current_xid(
+                channel, ledger, CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL
+            )
             await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
             old: list[Image] = []
             if plan.select_old is not None:
@@ -125,7 +133,7 @@ class WriteExecutor:
                 if old:
                     new = await self._resolve_conflicts(channel, plan, params, old)
             hooks = self._journal.statement(
-                xid=ledger.xid,
+                xid=xid,
                 connector=table.connector,
                 previous=previous_values(table, old) if old and table.ends is None else None,
                 lookup_property=_lookup_property(table),
@@ -172,6 +180,19 @@ class WriteExecutor:
             if hooks is not None:
                 await self._journal.failed(hooks)
             raise
+
+    async def _current_xid(self, channel: UpstreamChannel, ledger: TxLedger, sql: str) -> int:
+        """The client transaction's xid, asked for every statement: a transaction can
+        end and another begin without the proxy seeing a ReadyForQuery in between (a
+        pipeline with COMMIT and BEGIN before its Sync, COMMIT AND CHAIN). A new xid
+        means the ledger's entries belong to a transaction that has ended: they are
+        handed to the journal, which resolves them by that transaction's verdict."""
+        xid = int((await channel.checked(sql)).rows[0][0] or b"0")
+        if ledger.xid is not None and ledger.xid != xid:
+            previous, entries = ledger.end()
+            self._journal.ended(previous, entries)
+        ledger.xid = xid
+        return xid
 
     async def _associations(
         self,

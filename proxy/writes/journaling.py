@@ -32,8 +32,6 @@ _UNSETTLED = frozenset({Resolution.WAITING, Resolution.BUSY, Resolution.RETRYING
 Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 
 
-
-
 class StatementJournal:
     """``CallHooks`` for one statement: journal each call before and after it."""
 

@@ -60,6 +60,9 @@ class TxLedger:
     proxy_block: bool = False
     #: A statement ran since the last ReadyForQuery (it may have begun a block).
     dirty: bool = False
+    #: The client executed its own BEGIN since the last ReadyForQuery (extended
+    #: protocol): the upstream is in the client's explicit block already.
+    client_began: bool = False
     _events: list[_Event] = field(default_factory=list)
 
     @property

@@ -100,9 +100,7 @@ class VendorWrites:
             ]
         else:
             rows = [properties(table, row) for row in new]
-            objects = list(
-                await self._connector.create(table.object_type, rows, hooks=self._hooks)
-            )
+            objects = list(await self._connector.create(table.object_type, rows, hooks=self._hooks))
         now = _now()
         payload = [
             merge(table, row, obj, {"_sync_inserted_at": now, "_sync_updated_at": now})
@@ -121,8 +119,7 @@ class VendorWrites:
             value = row.get(column)
             if (
                 value is None
-                or await self._connector.get(table.object_type, str(value), id_property=key)
-                is None
+                or await self._connector.get(table.object_type, str(value), id_property=key) is None
             ):
                 absent.append(row)
         return absent
@@ -187,8 +184,7 @@ def previous_values(table: SyncedTable, old: list[Image]) -> dict[str, dict[str,
 def association_rows(table: SyncedTable, new: list[Image]) -> list[Image]:
     now = _now()
     return [
-        merge(table, row, None, {"_sync_inserted_at": now, "_sync_updated_at": now})
-        for row in new
+        merge(table, row, None, {"_sync_inserted_at": now, "_sync_updated_at": now}) for row in new
     ]
 
 

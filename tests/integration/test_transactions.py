@@ -364,3 +364,112 @@ def test_journal_lists_entries(hs: Harness) -> None:
     assert "compensated" in listed.stdout and "create" in listed.stdout
     assert "ada@example.com" not in listed.stdout  # no row values
     assert open_entries(hs.direct_url) == 0
+
+
+# -- transactions that end without a ReadyForQuery in between ---------------------------
+
+
+def test_two_transactions_in_one_pipeline(hs: Harness) -> None:
+    """COMMIT and BEGIN before one Sync: each statement's transaction id tells them apart."""
+    with psycopg.connect(hs.url, autocommit=True) as conn, conn.pipeline():
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('a@example.com')")
+        conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('b@example.com')")
+        conn.execute("ROLLBACK")
+    hs.settle()
+    assert live_emails(hs) == ["a@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("statements", "kept"),
+    [
+        (
+            [
+                "UPDATE hubspot.contact SET company = 'x' WHERE false",
+                "ROLLBACK AND CHAIN",
+                "INSERT INTO hubspot.contact (email) VALUES ('c@example.com')",
+                "COMMIT",
+            ],
+            ["c@example.com"],
+        ),
+        (
+            [
+                "UPDATE hubspot.contact SET company = 'x' WHERE false",
+                "COMMIT AND CHAIN",
+                "INSERT INTO hubspot.contact (email) VALUES ('c@example.com')",
+                "ROLLBACK",
+            ],
+            [],
+        ),
+        (
+            [
+                "INSERT INTO hubspot.contact (email) VALUES ('x@example.com')",
+                "ROLLBACK AND CHAIN",
+                "INSERT INTO hubspot.contact (email) VALUES ('c@example.com')",
+                "COMMIT",
+            ],
+            ["c@example.com"],
+        ),
+        (
+            [
+                "INSERT INTO hubspot.contact (email) VALUES ('x@example.com')",
+                "COMMIT AND CHAIN",
+                "INSERT INTO hubspot.contact (email) VALUES ('c@example.com')",
+                "ROLLBACK",
+            ],
+            ["x@example.com"],
+        ),
+    ],
+    ids=["noop-rollback-chain", "noop-commit-chain", "rollback-chain", "commit-chain"],
+)
+def test_chained_transactions(hs: Harness, statements: list[str], kept: list[str]) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("BEGIN")
+        for sql in statements:
+            conn.execute(sql)
+    hs.settle()
+    assert live_emails(hs) == kept
+
+
+def test_aborted_transaction_commit_and_chain(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('x@example.com')")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("SELECT 1/0")
+        conn.execute("COMMIT AND CHAIN")  # rolls back, a new transaction starts
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('c@example.com')")
+        conn.execute("COMMIT")
+    hs.settle()
+    assert live_emails(hs) == ["c@example.com"]
+
+
+def test_pipeline_is_atomic_when_plain_statements_come_first(hs: Harness) -> None:
+    with (
+        psycopg.connect(hs.url, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.UniqueViolation),
+        conn.pipeline(),
+    ):
+        conn.execute(SIGNUP_USER, ("u@example.com", "U"))
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('p@example.com')")
+        conn.execute(SIGNUP_USER, ("u@example.com", "U"))  # fails: all of it is undone
+    hs.settle()
+    assert hs.sandbox.objects() == []
+    assert hs.local("SELECT count(*) FROM public.users") == [(0,)]
+
+
+def test_clients_own_begin_in_the_pipeline_keeps_its_transaction_open(hs: Harness) -> None:
+    """pgjdbc sends BEGIN in the same batch as the first statement: the proxy must not
+    commit the client's block at the Sync."""
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute(SIGNUP_USER, ("u@example.com", "U"))
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('p@example.com')")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        conn.execute("ROLLBACK")
+    hs.settle()
+    assert hs.sandbox.objects() == []
+    assert hs.local("SELECT count(*) FROM public.users") == [(0,)]

@@ -15,7 +15,7 @@ from proxy.backend.params import NO_PARAMS, StatementParams
 from proxy.connectors.base import ApiError, ApiObject, ErrorKind
 from proxy.wire.messages.error_response import PgError
 from proxy.wire.messages.ready_for_query import FAILED_TRANSACTION, IDLE, IN_TRANSACTION
-from proxy.writes.executor import CURRENT_XID_SQL, WriteExecutor
+from proxy.writes.executor import CURRENT_XID_SQL, OWN_BLOCK_XID_SQL, WriteExecutor
 from proxy.writes.ledger import DeferredArchive, TxLedger
 from proxy.writes.outcome import Failure, Success, UpstreamError
 from proxy.writes.plan import WritePlan, plan_write
@@ -48,8 +48,8 @@ class FakeChannel:
         status = FAILED_TRANSACTION if self._aborted else IN_TRANSACTION
         if sql in ("COMMIT", "ROLLBACK"):
             return Result(tag=sql, status=IDLE)
-        if sql == CURRENT_XID_SQL:
-            return Result(rows=[[b"4242"]], status=status)
+        if sql in (CURRENT_XID_SQL, OWN_BLOCK_XID_SQL):
+            return Result(rows=[[b"4242", b""]], status=status)
         if sql in self._reads:  # old images and dry runs
             return Result(rows=[[image] for image in self._images], status=status)
         if sql.startswith(("INSERT", "UPDATE", "DELETE", "WITH")):
@@ -99,6 +99,10 @@ class FakeJournal:
     def __init__(self) -> None:
         self.statements: list[FakeStatement] = []
         self.failed_ids: list[int] = []
+        self.ended_calls: list[tuple[int | None, list[int]]] = []
+
+    def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
+        self.ended_calls.append((xid, list(entry_ids)))
 
     def statement(self, *, xid: int, connector: str, **_: Any) -> FakeStatement:
         self.statements.append(FakeStatement(xid))
@@ -147,7 +151,7 @@ async def test_autocommit_insert_calls_the_api_between_dry_run_and_apply() -> No
         INSERT, False, images=[ROW], connector=connector, journal=journal, ledger=ledger
     )
     assert isinstance(outcome, Success) and outcome.status == IDLE
-    assert channel.sql[:3] == ["BEGIN", CURRENT_XID_SQL, "SAVEPOINT writeproxy_statement"]
+    assert channel.sql[:3] == ["BEGIN", OWN_BLOCK_XID_SQL, "SAVEPOINT writeproxy_statement"]
     assert channel.sql[-2:] == ["RELEASE SAVEPOINT writeproxy_statement", "COMMIT"]
     assert connector.calls == [
         ("create", [{"email": "ada@example.com", "firstname": "Ada", "user_id": None}])
@@ -156,10 +160,29 @@ async def test_autocommit_insert_calls_the_api_between_dry_run_and_apply() -> No
     assert ledger.entry_ids == [42421] and ledger.xid == 4242
 
 
-async def test_xid_is_taken_once_per_transaction() -> None:
-    ledger = TxLedger(xid=7)
-    _, channel = await run(INSERT, True, images=[ROW], ledger=ledger)
-    assert CURRENT_XID_SQL not in channel.sql and ledger.xid == 7
+async def test_autocommit_block_suspends_the_idle_timeout_with_the_xid() -> None:
+    _, channel = await run(INSERT, False, images=[ROW])
+    assert channel.sql[1] == OWN_BLOCK_XID_SQL
+    assert "set_config('idle_in_transaction_session_timeout', '0', true)" in channel.sql[1]
+    _, channel = await run(INSERT, True, images=[ROW])
+    assert channel.sql[0] == CURRENT_XID_SQL  # the client's own block is left alone
+
+
+async def test_a_new_xid_hands_the_previous_transactions_entries_over() -> None:
+    """COMMIT and BEGIN in one pipeline (no ReadyForQuery between): the statement's xid
+    tells that the ledger's entries belong to a transaction that has ended."""
+    journal, ledger = FakeJournal(), TxLedger(xid=7)
+    ledger.record([70])
+    await run(INSERT, True, images=[ROW], journal=journal, ledger=ledger)
+    assert journal.ended_calls == [(7, [70])]
+    assert ledger.xid == 4242 and ledger.entry_ids == [42421]
+
+
+async def test_same_xid_keeps_the_ledger() -> None:
+    journal, ledger = FakeJournal(), TxLedger(xid=4242)
+    ledger.record([1])
+    await run(INSERT, True, images=[ROW], journal=journal, ledger=ledger)
+    assert journal.ended_calls == [] and ledger.entry_ids == [1, 42421]
 
 
 async def test_api_rejection_rolls_back_and_maps_the_error() -> None:
@@ -183,7 +206,7 @@ async def test_api_rejection_rolls_back_and_maps_the_error() -> None:
 
 
 async def test_local_failure_after_the_api_hands_the_entries_back_at_once() -> None:
-    journal, ledger = FakeJournal(), TxLedger(xid=5)
+    journal, ledger = FakeJournal(), TxLedger(xid=4242)
     outcome, _ = await run(
         INSERT,
         True,
@@ -194,7 +217,7 @@ async def test_local_failure_after_the_api_hands_the_entries_back_at_once() -> N
     )
     assert isinstance(outcome, Failure) and outcome.error == UpstreamError(ERROR_BODY)
     assert outcome.status == FAILED_TRANSACTION  # left aborted, as PostgreSQL would
-    assert journal.failed_ids == [51] and ledger.entry_ids == []
+    assert journal.failed_ids == [42421] and ledger.entry_ids == []
 
 
 async def test_delete_in_a_block_is_applied_locally_and_deferred() -> None:

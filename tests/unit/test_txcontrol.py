@@ -52,7 +52,9 @@ def test_ends_transaction() -> None:
         ("SELECT 1", False),
         ("committed", False),
         ("INSERT INTO t VALUES ('commit')", False),
-        ("BEGIN", False),
+        ("BEGIN", True),  # the client's own block, noted in a pipeline
+        ("start transaction", True),
+        ("started", False),
     ],
 )
 def test_may_control_transaction(sql: str, maybe: bool) -> None:
