@@ -83,6 +83,7 @@ class ApiError(Exception):
     input_index: int | None = None  # which of the caller's rows failed, when known
     # Objects this call changed and did not undo; the caller must compensate them.
     applied: tuple[str, ...] = ()
+    advice: str | None = None  # a HINT that replaces the kind's default one
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -108,7 +109,7 @@ class ApiError(Exception):
 
     @property
     def hint(self) -> str | None:
-        return _HINTS.get(self.kind)
+        return self.advice or _HINTS.get(self.kind)
 
     def for_row(self, index: int | None, applied: Sequence[str] = ()) -> ApiError:
         """A copy naming the failing row of the caller's call and what stayed applied."""

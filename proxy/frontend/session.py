@@ -77,6 +77,11 @@ class ClientSession(asyncio.Protocol):
             self._handshake.client_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        finishing_commit = (
+            self._phase is Phase.INTERCEPTING
+            and self.synced is not None
+            and self.synced.ledger.committing
+        )
         self._phase = Phase.CLOSED
         if self._handshake is not None:
             self._handshake.stop()
@@ -85,6 +90,10 @@ class ClientSession(asyncio.Protocol):
         self._ctx.sessions.discard(self)
         upstream = self._upstream
         if upstream is None or upstream.transport is None or upstream.transport.is_closing():
+            return
+        if finishing_commit:
+            # The vendor archives are made: the COMMIT goes through, then the upstream
+            # is closed (see _intercept).
             return
         if self.conv.pending_syncs and self._upstream_key_known:
             # Free the upstream backend now instead of when its query finishes.
@@ -166,6 +175,7 @@ class ClientSession(asyncio.Protocol):
         if synced is not None:
             synced.ledger.dirty = False
             synced.ledger.client_began = False
+            synced.ledger.committing = False
             if status == IDLE:
                 # Portals do not outlive their transaction; nor does the ledger.
                 synced.portals.clear()
@@ -209,6 +219,9 @@ class ClientSession(asyncio.Protocol):
         assert self._driver is not None and self._relay is not None
         assert self._upstream is not None
         await self._driver.run(self._upstream, self._relay.buf)
+        if self._phase is Phase.CLOSED:
+            self.close()  # e.g. a COMMIT finished for a client that went away
+            return
         if self._phase is not Phase.INTERCEPTING:
             return
         self.set_phase(Phase.RELAYING)

@@ -73,6 +73,18 @@ class TransactionControl:
         commits = [c for c in controls if c.kind is TxKind.COMMIT or c.kind is TxKind.PREPARE]
         if not commits or not self._ledger.deferred or self._tx_status == FAILED_TRANSACTION:
             return None
+        if any(c.kind is TxKind.PREPARE for c in commits):
+            # The archive could only run at COMMIT PREPARED, which may come from
+            # anywhere; before PREPARE it could still be rolled back.
+            return Failure(
+                PgError(
+                    "0A000",
+                    "PREPARE TRANSACTION after a DELETE on a synced table is not supported",
+                    hint="Commit the transaction directly: the vendor archive runs just "
+                    "before the COMMIT.",
+                ),
+                self._tx_status,
+            )
         if len(commits) > 1 or commits[0].index != 0:
             # The archive must come just before the COMMIT, with nothing in between.
             return Failure(
@@ -84,9 +96,11 @@ class TransactionControl:
                 ),
                 self._tx_status,
             )
+        self._ledger.committing = True
         failure = await self._archiver.archive_deferred(self._channel, self._ledger)
         if failure is None:
             return None
+        self._ledger.committing = False
         rolled = await self._channel.run("ROLLBACK")
         return Failure(failure.error, rolled.status if rolled.error is None else IDLE)
 

@@ -14,7 +14,7 @@ object the vendor already had) cannot be restored: it is named as ``Unrestorable
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -60,6 +60,35 @@ class Unrestorable:
 
 
 InverseCall = ArchiveObjects | RestoreProperties | Relink | Unrestorable
+
+
+def object_ids(calls: Sequence[InverseCall]) -> set[str]:
+    """The objects these undo calls would change."""
+    ids: set[str] = set()
+    for call in calls:
+        if isinstance(call, ArchiveObjects):
+            ids.update(call.ids)
+        elif isinstance(call, RestoreProperties):
+            ids.add(call.object_id)
+    return ids
+
+
+def without_objects(calls: Sequence[InverseCall], skip: set[str]) -> list[InverseCall]:
+    """The undo calls minus everything that would change an object of ``skip``."""
+    if not skip:
+        return list(calls)
+    kept: list[InverseCall] = []
+    for call in calls:
+        if isinstance(call, ArchiveObjects):
+            ids = tuple(i for i in call.ids if i not in skip)
+            if ids:
+                kept.append(ArchiveObjects(call.object_type, ids))
+        elif isinstance(call, RestoreProperties):
+            if call.object_id not in skip:
+                kept.append(call)
+        else:
+            kept.append(call)
+    return kept
 
 
 class NeedsLookup(ValueError):

@@ -57,10 +57,10 @@ OUTCOME_STATES = frozenset({S.APPLIED, S.FAILED, S.UNKNOWN})
 TRANSITIONS: Mapping[EntryState, frozenset[EntryState]] = {
     # the call's answer, or the resolver deciding an entry whose answer never came
     S.INTENT: frozenset(
-        {S.APPLIED, S.FAILED, S.UNKNOWN, S.COMPENSATING, S.COMPENSATED, S.CONFLICT}
+        {S.APPLIED, S.FAILED, S.UNKNOWN, S.COMMITTED, S.COMPENSATING, S.COMPENSATED, S.CONFLICT}
     ),
     S.APPLIED: frozenset({S.COMMITTED, S.COMPENSATING, S.COMPENSATED, S.CONFLICT}),
-    S.UNKNOWN: frozenset({S.COMPENSATING, S.COMPENSATED, S.CONFLICT}),
+    S.UNKNOWN: frozenset({S.COMMITTED, S.COMPENSATING, S.COMPENSATED, S.CONFLICT}),
     # a failed compensation attempt stays due (with backoff)
     S.COMPENSATING: frozenset({S.COMPENSATING, S.COMPENSATED, S.CONFLICT}),
     # reopened: an operator's retry, or a late answer for an entry resolved while
@@ -108,6 +108,9 @@ class Action(StrEnum):
     COMPENSATE = "compensate"
     LOOKUP_THEN_COMPENSATE = "lookup_then_compensate"
     CONFLICT = "conflict"
+    #: An archive whose answer was lost, in a transaction that committed: send it again
+    #: (archiving is idempotent) so the vendor follows the committed DELETE.
+    COMPLETE = "complete"
 
 
 @dataclass(frozen=True)
@@ -219,9 +222,9 @@ def decide(
         return Action.WAIT
     if operation is Operation.ARCHIVE:
         # Archives run at COMMIT and cannot be undone: report, never "undo".
-        if state is S.APPLIED and not entry.rolled_back:
+        if state in (S.APPLIED, S.INTENT, S.UNKNOWN) and not entry.rolled_back:
             if verdict is Verdict.COMMITTED:
-                return Action.DONE
+                return Action.DONE if state is S.APPLIED else Action.COMPLETE
             if verdict is Verdict.IN_PROGRESS:
                 return Action.WAIT
         return Action.CONFLICT

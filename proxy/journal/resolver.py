@@ -35,7 +35,9 @@ from .inverse import (
     RestoreProperties,
     Unrestorable,
     inverse,
+    object_ids,
     values_match,
+    without_objects,
 )
 from .model import (
     UNKNOWN,
@@ -182,6 +184,8 @@ class Resolver:
             )
         if action is Action.CONFLICT:
             return await self._conflict(entry, verdict, connector)
+        if action is Action.COMPLETE:
+            return await self._complete(entry, connector)
         return await self._compensate(entry, connector, action is Action.LOOKUP_THEN_COMPENSATE)
 
     async def _compensate(self, entry: Entry, connector: Connector, lookup: bool) -> Outcome:
@@ -190,13 +194,49 @@ class Resolver:
             if lookup:
                 looked_up = await self._look_up(entry, connector)
                 entry = replace(entry, results=looked_up)
-            problems = [p for call in inverse(entry) if (p := await _run(call, connector))]
+            problems = []
+            for call in inverse(entry):
+                # Checked call by call, just before each undo is sent: a later write of
+                # the same object may have committed meanwhile (e.g. while we retried).
+                superseded = await self._superseded(entry, [call])
+                if superseded is None:  # a later write of the object is still open
+                    await self._journal.release([entry.id], self._owner, self._wait_s)
+                    return Outcome.WAITING
+                for kept in without_objects([call], superseded):
+                    if problem := await _run(kept, connector):
+                        problems.append(problem)
         except ApiError as error:
             return await self._failed(entry, error, results=looked_up)
         state = EntryState.CONFLICT if problems else EntryState.COMPENSATED
         return await self._settle_as(
             entry, state, results=looked_up, error="; ".join(problems) or None
         )
+
+    async def _superseded(self, entry: Entry, calls: Sequence[InverseCall]) -> set[str] | None:
+        """Objects a later, committed journal entry wrote: undoing this entry there
+        would overwrite that write (a restore would put back a stale value; an archive
+        would remove an object a committed upsert adopted), so they are left alone.
+        None: a later write's transaction is still in progress; wait for its verdict."""
+        ids = object_ids(calls)
+        later = await self._journal.later_writers(entry, ids) if ids else {}
+        if not later:
+            return set()
+        verdicts = await self._journal.xact_status({x for xids in later.values() for x in xids})
+        if any(verdicts.get(x) is Verdict.IN_PROGRESS for xids in later.values() for x in xids):
+            return None
+        superseded = {
+            oid
+            for oid, xids in later.items()
+            if any(verdicts.get(x) is Verdict.COMMITTED for x in xids)
+        }
+        if superseded:
+            log.info(
+                "journal entry %d: %d object(s) written since by committed transactions; "
+                "not undone there",
+                entry.id,
+                len(superseded),
+            )
+        return superseded
 
     async def _look_up(self, entry: Entry, connector: Connector) -> tuple[Result | None, ...]:
         """Ask the vendor what it holds for the inputs whose outcome is unknown."""
@@ -229,6 +269,15 @@ class Resolver:
             sum(1 for obj in found if obj is not None),
         )
         return tuple(results)
+
+    async def _complete(self, entry: Entry, connector: Connector) -> Outcome:
+        """The transaction committed its DELETE; the archive's answer was lost: send
+        the archive again (idempotent at the vendor)."""
+        try:
+            await connector.archive(entry.object_type, [str(i["id"]) for i in entry.inputs])
+        except ApiError as error:
+            return await self._failed(entry, error)
+        return await self._settle_as(entry, EntryState.COMMITTED)
 
     async def _conflict(
         self, entry: Entry, verdict: Verdict | None, connector: Connector

@@ -58,6 +58,7 @@ class Journal:
         min_size: int = 1,
         max_size: int = 4,
         connect_timeout: float = 10.0,
+        command_timeout: float | None = 5.0,
     ) -> None:
         self.dsn = dsn
         self.schema = check_schema_name(schema)
@@ -67,6 +68,9 @@ class Journal:
             "min_size": min_size,
             "max_size": max_size,
             "timeout": connect_timeout,
+            # A journal write that cannot finish (the table locked, the server stalled)
+            # fails the statement before the vendor call instead of hanging it.
+            "command_timeout": command_timeout,
         }
         self._pool: asyncpg.Pool | None = None
         self._sql = _Statements(self.schema)
@@ -171,6 +175,21 @@ class Journal:
         return _count(await self.pool.execute(self._sql.mark_rolled_back, wanted))
 
     # -- verdicts --------------------------------------------------------------------
+
+    async def later_writers(self, entry: Entry, object_ids: Iterable[str]) -> dict[str, set[int]]:
+        """For each of ``object_ids``: the transactions (xids) of later entries that
+        wrote the same object and still stand (not failed, compensated or rolled back).
+        An undo must not overwrite what such a write did once it committed."""
+        wanted = sorted(set(object_ids))
+        if not wanted:
+            return {}
+        rows = await self.pool.fetch(
+            self._sql.later_writers, entry.connector, entry.object_type, entry.id, wanted
+        )
+        found: dict[str, set[int]] = {}
+        for row in rows:
+            found.setdefault(str(row["object_id"]), set()).add(int(row["xid"]))
+        return found
 
     async def xact_status(self, xids: Iterable[int]) -> dict[int, Verdict | None]:
         """``pg_xact_status`` of each transaction, in one query; None when PostgreSQL
@@ -316,6 +335,22 @@ class _Statements:
             UPDATE {j} SET rolled_back = true, next_attempt_at = now(), updated_at = now()
             WHERE id = ANY($1::bigint[]) AND NOT rolled_back"""
         self.xact_status = "SELECT x, pg_xact_status(x) FROM unnest($1::xid8[]) AS x"
+        # Objects are named by id in a call's results (creates, upserts) or its inputs
+        # (updates, archives, associations' "from"/"to").
+        self.later_writers = f"""
+            SELECT DISTINCT j.xid::text AS xid, o.object_id
+            FROM {j} AS j,
+                 LATERAL (
+                     SELECT r ->> 'id' AS object_id
+                     FROM jsonb_array_elements(COALESCE(j.results, '[]'::jsonb)) AS r
+                     WHERE jsonb_typeof(r) = 'object'
+                     UNION
+                     SELECT i ->> 'id' FROM jsonb_array_elements(j.inputs) AS i
+                 ) AS o
+            WHERE j.database = current_database() AND j.connector = $1
+              AND j.object_type = $2 AND j.id > $3
+              AND j.state NOT IN ('failed', 'compensated') AND NOT j.rolled_back
+              AND o.object_id = ANY($4::text[])"""
         free = "(claimed_until IS NULL OR claimed_until < now())"
         lease = "claimed_by = $2, claimed_until = now() + make_interval(secs => $3)"
         self.claim = f"""

@@ -30,7 +30,7 @@ from proxy.connectors.base import ApiError, Connector
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.errors import api_error, unsupported_error
 from proxy.writes.journaling import LiveJournal, StatementJournal
-from proxy.writes.ledger import TxLedger
+from proxy.writes.ledger import DeferredArchive, TxLedger
 from proxy.writes.outcome import ApiChange, Failure, Outcome, StatementError, Success, UpstreamError
 from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan, assigned_error
 from proxy.writes.tables import SyncedTable
@@ -92,12 +92,13 @@ class WriteExecutor:
         assert ledger.xid is not None
         for archive in deferred:
             hooks = self._journal.statement(xid=ledger.xid, connector=archive.connector)
+            connector = self._connectors[archive.connector]
             try:
-                await self._connectors[archive.connector].archive(
-                    archive.object_type, list(archive.ids), hooks=hooks
-                )
+                await connector.archive(archive.object_type, list(archive.ids), hooks=hooks)
             except ApiError as error:
-                return Failure(api_error(error, archive.table), IN_TRANSACTION)
+                if error.retry_safe or not await _all_gone(connector, archive):
+                    return Failure(api_error(error, archive.table), IN_TRANSACTION)
+                # The answer was lost but the objects are gone: the archive happened.
             finally:
                 ledger.record(hooks.entry_ids)
         ledger.archived()
@@ -323,3 +324,14 @@ def _lookup_property(table: SyncedTable) -> str | None:
         return None
     (column,) = table.upsert_keys
     return table.property_of(column)
+
+
+async def _all_gone(connector: Connector, archive: DeferredArchive) -> bool:
+    """After an archive whose answer was lost: is every object archived at the vendor?"""
+    try:
+        for object_id in archive.ids:
+            if await connector.get(archive.object_type, object_id) is not None:
+                return False
+    except ApiError:
+        return False
+    return True

@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
+import asyncpg
+
 from proxy.connectors.base import ApiError, CallOutcome, ErrorKind, VendorCall
 from proxy.journal import EntryState, Journal, JournalHooks, Resolver
 from proxy.journal.resolver import Outcome as Resolution
@@ -55,7 +57,13 @@ class StatementJournal:
 
     async def before_send(self, call: VendorCall) -> None:
         try:
-            await self._hooks.before_send(call)
+            try:
+                await self._hooks.before_send(call)
+            except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+                # The journal was dropped under us: set it up again, once.
+                log.warning("the write journal's tables are missing: creating them again")
+                await self._hooks_journal.ensure_schema()
+                await self._hooks.before_send(call)
         except Exception as exc:
             log.warning("cannot journal a vendor call (%s): not sending it", type(exc).__name__)
             raise ApiError(
@@ -63,6 +71,8 @@ class StatementJournal:
                 "writeproxy could not record the call in its write journal, so it was not "
                 "sent to the vendor",
                 retry_safe=True,
+                advice="Nothing was sent; the statement is safe to retry. Check that the "
+                "proxy's journal (schema writeproxy) is reachable and not locked.",
             ) from exc
 
     async def after_send(self, call: VendorCall, outcome: CallOutcome) -> None:
@@ -123,19 +133,23 @@ class LiveJournal:
             # forward anything before this returns: the session fails instead.
             log.error("cannot mark journal entries rolled back (%s)", type(exc).__name__)
             raise
-        # Compensate before the client hears of the failure (as PostgreSQL has undone
-        # the rows by then); what cannot be settled at once is retried in the background.
-        await self._resolve_soon(list(entry_ids), attempts=1)
+        # Compensate before the client hears of the failure or its ROLLBACK is
+        # forwarded: the transaction still holds its row locks, so a session waiting to
+        # write the same rows reaches the vendor only after the undo. A vendor that
+        # stays down holds this for a few seconds at most; the recovery loop goes on.
+        await self._resolve_soon(list(entry_ids), hold=True)
 
     def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
         """The transaction ended: resolve its entries now."""
         if entry_ids:
             self._spawn(self._resolve_soon(list(entry_ids)))
 
-    async def _resolve_soon(self, ids: list[int], attempts: int | None = None) -> None:
+    async def _resolve_soon(self, ids: list[int], hold: bool = False) -> None:
+        """Resolve now, and again after short delays while entries stay open. With
+        ``hold`` (the caller waits), entries waiting for another transaction's verdict
+        are left to the background: that transaction may be waiting for our locks."""
         pending = ids
-        delays = LIVE_RETRY_DELAYS[:attempts] if attempts else LIVE_RETRY_DELAYS
-        for delay in delays:
+        for delay in LIVE_RETRY_DELAYS:
             if delay:
                 await asyncio.sleep(delay)
             try:
@@ -144,9 +158,9 @@ class LiveJournal:
                 log.warning("live journal resolution failed (%s); recovery retries", exc)
                 return
             pending = [i for i in pending if report.outcomes.get(i) in _UNSETTLED]
+            if hold and any(report.outcomes.get(i) is Resolution.WAITING for i in pending):
+                self._spawn(self._resolve_soon(pending))
+                return
             if not pending:
                 return
-        if attempts:
-            self._spawn(self._resolve_soon(pending))
-            return
         log.info("%d journal entries still open; the recovery loop resolves them", len(pending))

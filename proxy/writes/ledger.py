@@ -60,6 +60,9 @@ class TxLedger:
     proxy_block: bool = False
     #: A statement ran since the last ReadyForQuery (it may have begun a block).
     dirty: bool = False
+    #: Deferred archives were sent and the COMMIT is on its way: the proxy finishes it
+    #: even if the client goes away meanwhile (the vendor change is already made).
+    committing: bool = False
     #: The client executed its own BEGIN since the last ReadyForQuery (extended
     #: protocol): the upstream is in the client's explicit block already.
     client_began: bool = False

@@ -473,3 +473,132 @@ def test_clients_own_begin_in_the_pipeline_keeps_its_transaction_open(hs: Harnes
     hs.settle()
     assert hs.sandbox.objects() == []
     assert hs.local("SELECT count(*) FROM public.users") == [(0,)]
+
+
+# -- an undo never overwrites a later committed write -----------------------------------
+
+
+def test_late_restore_does_not_overwrite_a_later_committed_write_of_the_same_value(
+    hs: Harness,
+) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email, company) VALUES ('s@example.com', 'Old')")
+    # The compensation's compare-first read fails for a while: the restore comes late.
+    hs.sandbox.fault(
+        match={"method": "GET", "path_regex": "/crm/v3/objects/contacts/"}, status=503, times=6
+    )
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("UPDATE hubspot.contact SET company = 'New' WHERE email = 's@example.com'")
+        conn.rollback()
+        conn.execute("UPDATE hubspot.contact SET company = 'New' WHERE email = 's@example.com'")
+        conn.commit()
+    hs.settle(timeout=20)
+    [obj] = hs.sandbox.objects()
+    assert obj["properties"]["company"] == "New"  # type: ignore[index]
+
+
+def test_upsert_adopting_an_uncommitted_create_keeps_the_object(hs: Harness) -> None:
+    """Session A creates a contact and has not committed; session B upserts the same
+    email: the vendor updates A's object and B's local insert waits on A. A rolls back:
+    the object is B's now and must not be archived."""
+    a = psycopg.connect(hs.url)
+    try:
+        a.execute("INSERT INTO hubspot.contact (email, company) VALUES ('race@example.com', 'A')")
+        result: dict[str, object] = {}
+
+        def upsert() -> None:
+            with psycopg.connect(hs.url, autocommit=True) as b:
+                result["id"] = b.execute(
+                    "INSERT INTO hubspot.contact (email, company) VALUES ('race@example.com', 'B') "
+                    "ON CONFLICT (email) DO UPDATE SET company = EXCLUDED.company RETURNING id"
+                ).fetchone()[0]  # type: ignore[index]
+
+        thread = threading.Thread(target=upsert)
+        thread.start()
+        time.sleep(1.0)  # B has called the vendor and waits on A's unique index entry
+        a.rollback()
+        thread.join(20)
+    finally:
+        a.close()
+    hs.settle(timeout=20)
+    [obj] = hs.sandbox.objects()
+    assert obj["id"] == result["id"]
+    assert obj["properties"]["company"] == "B"  # type: ignore[index]
+
+
+# -- archives at COMMIT: edges -----------------------------------------------------------
+
+
+def test_prepare_transaction_after_a_delete_is_refused(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('p@example.com')")
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("DELETE FROM hubspot.contact WHERE email = 'p@example.com'")
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute("PREPARE TRANSACTION 'wp1'")
+        conn.rollback()
+    hs.settle()
+    assert archives(hs) == []
+    assert live_emails(hs) == ["p@example.com"]
+
+
+def test_commit_finishes_when_the_client_dies_during_the_archive(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('k@example.com')")
+    hs.sandbox.fault(match={"method": "DELETE"}, delay_ms=1500)
+    code = f"""
+import os, signal, threading, psycopg
+conn = psycopg.connect({hs.url!r})
+conn.execute("DELETE FROM hubspot.contact WHERE email = 'k@example.com'")
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+conn.commit()
+"""
+    subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    time.sleep(1.5)
+    hs.settle()
+    assert hs.sandbox.objects() == []
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]
+
+
+def test_archive_whose_answer_is_lost_still_commits(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('l@example.com')")
+    hs.sandbox.fault(match={"method": "DELETE"}, status=504, apply=True, times=10)
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("DELETE FROM hubspot.contact WHERE email = 'l@example.com'")
+        conn.commit()  # the objects are gone at the vendor: the COMMIT goes through
+    hs.sandbox.http.delete("/_sandbox/faults").raise_for_status()
+    hs.settle()
+    assert hs.sandbox.objects() == []
+    assert conflicts(hs.direct_url) == []
+
+
+# -- the journal itself in trouble ------------------------------------------------------
+
+
+def test_a_locked_journal_fails_the_statement_before_the_vendor_call(hs: Harness) -> None:
+    locker = psycopg.connect(hs.direct_url)
+    try:
+        locker.execute("LOCK TABLE writeproxy.journal IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with (
+            psycopg.connect(hs.url, autocommit=True) as conn,
+            pytest.raises(psycopg.errors.CannotConnectNow) as failed,
+        ):
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('j@example.com')")
+        assert time.monotonic() - started < 15
+        assert "journal" in (failed.value.diag.message_hint or "")
+    finally:
+        locker.rollback()
+        locker.close()
+    assert hs.sandbox.vendor_requests() == []
+
+
+def test_a_dropped_journal_is_created_again(hs: Harness) -> None:
+    with psycopg.connect(hs.direct_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA writeproxy CASCADE")
+    with psycopg.connect(hs.url) as conn:
+        signup(conn, "ada@example.com")
+        conn.rollback()
+    hs.settle()
+    assert hs.sandbox.objects() == []

@@ -95,8 +95,6 @@ def test_legal_transitions_pass(current: EntryState, new: EntryState) -> None:
         (S.FAILED, S.APPLIED),
         (S.APPLIED, S.INTENT),
         (S.APPLIED, S.APPLIED),
-        (S.UNKNOWN, S.COMMITTED),  # never applied locally: it cannot have committed
-        (S.INTENT, S.COMMITTED),
         (S.COMPENSATED, S.COMMITTED),
         (S.COMPENSATING, S.APPLIED),
     ],
@@ -305,3 +303,13 @@ def test_entry_call_rebuilds_the_vendor_call() -> None:
         entry.inputs,
         entry.call_id,
     )
+
+
+@pytest.mark.parametrize("state", [S.INTENT, S.UNKNOWN])
+def test_lost_archive_answer_in_a_committed_transaction_is_completed(state: EntryState) -> None:
+    """The DELETE committed locally; whether the archive landed is unknown: send it
+    again (idempotent) rather than report a conflict."""
+    entry = make_entry(Operation.ARCHIVE, state, inputs=({"id": "9"},))
+    assert decide(entry, Verdict.COMMITTED) is Action.COMPLETE
+    assert decide(entry, Verdict.ABORTED) is Action.CONFLICT
+    check_transition(state, S.COMMITTED)  # allowed for archives completed

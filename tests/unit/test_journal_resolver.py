@@ -59,6 +59,23 @@ class FakeJournal:
     async def xact_status(self, xids: Iterable[int]) -> dict[int, Verdict | None]:
         return {x: self.verdicts.get(x) for x in xids}
 
+    async def later_writers(self, entry: Entry, object_ids: Iterable[str]) -> dict[str, set[int]]:
+        """Later entries of the fake that wrote the same objects (results or inputs)."""
+        found: dict[str, set[int]] = {}
+        wanted = set(object_ids)
+        for other in self.entries.values():
+            if (
+                other.id <= entry.id
+                or other.rolled_back
+                or other.state in (EntryState.FAILED, EntryState.COMPENSATED)
+            ):
+                continue
+            named = {str(r.id) for r in other.results or () if r is not None and r.id}
+            named |= {str(i["id"]) for i in other.inputs if "id" in i}
+            for oid in named & wanted:
+                found.setdefault(oid, set()).add(other.xid)
+        return found
+
     async def release(
         self, ids: Iterable[int], owner: str | None = None, retry_in: float = 0.0
     ) -> int:
@@ -458,3 +475,82 @@ async def test_upsert_inverse_runs_through_the_connector(verdict: Verdict) -> No
         ("update", [("31", {"n": "1"})]),
     ]
     assert journal.entries[entry.id].state is S.COMPENSATED
+
+
+# -- a later committed write of the same object wins over an undo -----------------------
+
+
+async def test_create_adopted_by_a_later_committed_upsert_is_not_archived() -> None:
+    """A's create (aborted) made object 9; B's upsert (committed later) updated it: the
+    object is B's now, archiving it would leave B's local row without its object."""
+    a = make_entry(Op.CREATE, S.APPLIED, results=created("9"), xid=7)
+    b = make_entry(
+        Op.UPSERT,
+        S.APPLIED,
+        results=(Result("9", False),),
+        xid=8,
+        inputs=({"id": "a@x.io", "idProperty": "email", "properties": {"company": "B"}},),
+    )
+    journal, vendor = FakeJournal(a, b, verdicts={7: A, 8: C}), FakeVendor()
+    vendor.objects["9"] = {"email": "a@x.io", "company": "B"}
+    report = await resolver(journal, vendor).resolve([a.id])
+    assert report.outcomes == {a.id: Outcome.COMPENSATED}
+    assert vendor.calls("archive") == []
+
+
+async def test_undo_waits_while_a_later_write_of_the_object_is_in_progress() -> None:
+    a = make_entry(Op.CREATE, S.APPLIED, results=created("9"), xid=7)
+    b = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        results=(Result("9", False),),
+        xid=8,
+        inputs=({"id": "9", "properties": {"company": "B"}},),
+    )
+    journal, vendor = FakeJournal(a, b, verdicts={7: A, 8: P}), FakeVendor()
+    report = await resolver(journal, vendor).resolve([a.id])
+    assert report.outcomes == {a.id: Outcome.WAITING}
+    assert vendor.log == []
+
+
+async def test_restore_skips_only_objects_a_later_committed_write_changed() -> None:
+    """ABA: B set the same value A had set; compare-first alone would restore over it."""
+    a = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=7,
+        results=(Result("9", False), Result("10", False)),
+        inputs=(
+            {"id": "9", "properties": {"company": "New"}},
+            {"id": "10", "properties": {"company": "New"}},
+        ),
+        previous={"9": {"company": "Old"}, "10": {"company": "Old"}},
+    )
+    b = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=8,
+        results=(Result("9", False),),
+        inputs=({"id": "9", "properties": {"company": "New"}},),
+    )
+    journal, vendor = FakeJournal(a, b, verdicts={7: A, 8: C}), FakeVendor()
+    vendor.objects["9"] = {"company": "New"}
+    vendor.objects["10"] = {"company": "New"}
+    await resolver(journal, vendor).resolve([a.id])
+    assert vendor.objects["9"]["company"] == "New"  # B's committed value stays
+    assert vendor.objects["10"]["company"] == "Old"
+
+
+async def test_later_write_that_aborted_does_not_protect_the_object() -> None:
+    a = make_entry(Op.CREATE, S.APPLIED, results=created("9"), xid=7)
+    b = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=8,
+        results=(Result("9", False),),
+        inputs=({"id": "9", "properties": {"company": "B"}},),
+    )
+    journal, vendor = FakeJournal(a, b, verdicts={7: A, 8: A}), FakeVendor()
+    vendor.objects["9"] = {"company": "B"}
+    await resolver(journal, vendor).resolve([a.id])
+    assert vendor.archived == {"9"}
