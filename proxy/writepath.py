@@ -50,7 +50,11 @@ class WritePath:
         self.resolver = Resolver(self.journal, self._connectors)
         self.router = WriteRouter(
             tables,
-            WriteExecutor(self._connectors, LiveJournal(self.journal, self.resolver, spawn)),
+            WriteExecutor(
+                self._connectors,
+                LiveJournal(self.journal, self.resolver, spawn),
+                [table for table in tables.tables.values() if table.ends is not None],
+            ),
         )
         retention = settings.journal_retention_days
         self._recovery = RecoveryLoop(

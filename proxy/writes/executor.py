@@ -33,7 +33,7 @@ from proxy.writes.journaling import LiveJournal, StatementJournal
 from proxy.writes.ledger import DeferredArchive, TxLedger
 from proxy.writes.outcome import ApiChange, Failure, Outcome, StatementError, Success, UpstreamError
 from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan, assigned_error
-from proxy.writes.tables import SyncedTable
+from proxy.writes.tables import SyncedTable, quote_ident
 from proxy.writes.vendor import VendorWrites, association_rows, previous_values
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,17 @@ def images(result: Result) -> list[Image]:
 class WriteExecutor:
     """Runs planned writes; one per worker, shared by its sessions."""
 
-    def __init__(self, connectors: Mapping[str, Connector], journal: LiveJournal) -> None:
+    def __init__(
+        self,
+        connectors: Mapping[str, Connector],
+        journal: LiveJournal,
+        associations: Sequence[SyncedTable] = (),
+    ) -> None:
         self._connectors = connectors
         self._journal = journal
+        #: Association tables: their rows go with an archived object (the vendor drops
+        #: an archived object's associations).
+        self._association_tables = [t for t in associations if t.ends is not None]
 
     async def aclose(self) -> None:
         """Close the connectors' HTTP clients (worker shutdown)."""
@@ -101,7 +109,30 @@ class WriteExecutor:
                 # The answer was lost but the objects are gone: the archive happened.
             finally:
                 ledger.record(hooks.entry_ids)
+            dropped = await self._drop_associations(channel, archive)
+            if dropped is not None:
+                return dropped
         ledger.archived()
+        return None
+
+    async def _drop_associations(
+        self, channel: UpstreamChannel, archive: DeferredArchive
+    ) -> Failure | None:
+        """The vendor removed the archived objects' associations: so does the local copy,
+        in the same transaction, just before its COMMIT."""
+        for table in self._association_tables:
+            assert table.ends is not None
+            for column, object_type in table.ends:
+                if table.connector != archive.connector or object_type != archive.object_type:
+                    continue
+                result = await channel.run(
+                    f"DELETE FROM {quote_ident(table.schema)}.{quote_ident(table.name)} "
+                    f"WHERE {quote_ident(column)} IN "
+                    "(SELECT pg_catalog.jsonb_array_elements_text($1::jsonb))",
+                    json_param(list(archive.ids)),
+                )
+                if result.error is not None:
+                    return Failure(UpstreamError(result.error), result.status)
         return None
 
     async def execute(

@@ -602,3 +602,26 @@ def test_a_dropped_journal_is_created_again(hs: Harness) -> None:
         conn.rollback()
     hs.settle()
     assert hs.sandbox.objects() == []
+
+
+@pytest.mark.parametrize("in_block", [False, True])
+def test_deleting_a_contact_drops_its_association_rows(hs: Harness, in_block: bool) -> None:
+    """HubSpot removes an archived object's associations; the local rows follow."""
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        contact = conn.execute(
+            "INSERT INTO hubspot.contact (email) VALUES ('as@example.com') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        deal = conn.execute(
+            "INSERT INTO hubspot.deal (dealname) VALUES ('D') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) VALUES (%s, %s)",
+            (contact, deal),
+        )
+    with psycopg.connect(hs.url, autocommit=not in_block) as conn:
+        conn.execute("DELETE FROM hubspot.contact WHERE id = %s", (contact,))
+        if in_block:
+            conn.commit()
+    hs.settle()
+    assert hs.local("SELECT count(*) FROM hubspot.associations_contact_deal") == [(0,)]
+    assert hs.sandbox.associations() == []
