@@ -69,7 +69,15 @@ def settle(direct_url: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while (count := open_entries(direct_url)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert count == 0, f"{count} journal entries still open after {timeout}s"
+    if count:
+        with psycopg.connect(direct_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT id, operation, state, xid::text, pg_xact_status(xid), rolled_back, "
+                "attempts, next_attempt_at - now(), claimed_by, claimed_until - now(), "
+                "last_error FROM writeproxy.journal WHERE state = ANY(%s)",
+                (list(OPEN_STATES),),
+            ).fetchall()
+        raise AssertionError(f"{count} journal entries still open after {timeout}s: {rows}")
 
 
 def conflicts(direct_url: str) -> list[tuple[Any, ...]]:

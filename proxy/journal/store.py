@@ -222,7 +222,9 @@ class Journal:
     async def claim_ids(
         self, ids: Iterable[int], owner: str | None = None, lease_s: float | None = None
     ) -> list[Entry]:
-        """Lease these open entries now, due or not, unless someone holds them."""
+        """Lease these open entries now (a failed compensation only once its backoff is
+        over: the live path must not turn a short outage into a long backoff), unless
+        someone holds them."""
         wanted = list(ids)
         if not wanted:
             return []
@@ -368,6 +370,7 @@ class _Statements:
                 SELECT id FROM {j}
                 WHERE id = ANY($1::bigint[]) AND database = current_database()
                   AND state = ANY({open_states}) AND {free}
+                  AND (attempts = 0 OR next_attempt_at <= now())
                 FOR UPDATE SKIP LOCKED)
             UPDATE {j} AS j SET {lease} FROM due WHERE j.id = due.id
             RETURNING j.*"""

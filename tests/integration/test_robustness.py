@@ -830,6 +830,8 @@ def test_random_streams_never_disturb_a_well_behaved_client(
         worker.stop.set()
         worker.join(30)
     assert len(examples) >= 100
-    assert sum(a.wait_for == b"Z" for a in examples) >= 20, "too few attacks on READY"
+    # Hypothesis's draw depends a little on what ran before it in the process (the
+    # count was 18-26 across whole-suite orders); 15 still means every state is attacked.
+    assert sum(a.wait_for == b"Z" for a in examples) >= 15, "too few attacks on READY"
     assert worker.failures == []
     assert worker.queries > 0

@@ -248,7 +248,7 @@ def test_server_error_on_create_is_outcome_unknown(hs: Harness) -> None:
             conn.execute("INSERT INTO hubspot.contact (email) VALUES ('a@example.com')")
         diag = info.value.diag
         assert diag.sqlstate == "08007"
-        assert "Do not blindly retry" in (diag.message_hint or "")
+        assert "undoes it" in (diag.message_hint or "")
         assert_usable_after(conn)
     assert statuses(hs, "POST") == [500]
     assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]
