@@ -17,7 +17,8 @@ from .inverse import (
     inverse,
 )
 from .model import Action, Entry, EntryState, Result, Verdict, decide, outcome_of
-from .resolver import Outcome, RecoveryLoop, Report, Resolver
+from .recovery import RecoveryLoop
+from .resolver import Outcome, Report, Resolver
 from .schema import DEFAULT_SCHEMA, JournalSetupError, check_schema_name, ensure_schema
 from .store import Journal, JournalError
 

@@ -3,8 +3,9 @@
 ``Resolver.resolve(ids)`` is the live path (right after a client's ROLLBACK, failed
 COMMIT, ROLLBACK TO SAVEPOINT or disconnect); ``resolve_due()`` the recovery path
 (every open entry whose time has come, including a dead proxy's once its lease has
-expired); ``RecoveryLoop`` runs the latter at startup and then periodically, and
-applies the retention.
+expired); ``RecoveryLoop`` (in ``recovery``) runs the latter at startup and then
+periodically, and applies the retention. The undo calls themselves are sent by
+``undo``.
 
 For each claimed entry: ``decide`` (model) picks the action; compensation runs the
 entry's ``inverse`` through its connector, comparing before restoring; a missing
@@ -20,25 +21,14 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from proxy.connectors.base import ApiError, Connector, ErrorKind, Operation, VendorCall
+from proxy.connectors.base import ApiError, Connector, Operation, VendorCall
 
-from .inverse import (
-    ArchiveObjects,
-    InverseCall,
-    Relink,
-    RestoreProperties,
-    Unrestorable,
-    inverse,
-    object_ids,
-    values_match,
-    without_objects,
-)
+from .inverse import InverseCall, inverse, object_ids, without_objects
 from .model import (
     UNKNOWN,
     Action,
@@ -52,6 +42,7 @@ from .model import (
     error_text,
 )
 from .store import Journal
+from .undo import _run
 
 log = logging.getLogger(__name__)
 
@@ -366,116 +357,4 @@ class Resolver:
         return Outcome(state.value) if state is not EntryState.COMPENSATING else Outcome.RETRYING
 
 
-async def _run(call: InverseCall, connector: Connector) -> str | None:
-    """Run one inverse call; returns a conflict description (no values) or None."""
-    match call:
-        case ArchiveObjects(object_type, ids):
-            await connector.archive(object_type, ids)
-        case Relink(from_type, to_type, pairs, remove):
-            gone = []
-            for pair in pairs:  # one by one: a failed pair must not undo the others
-                try:
-                    await connector.associate(from_type, to_type, [pair], remove=remove)
-                except ApiError as error:
-                    if error.kind is not ErrorKind.NOT_FOUND:
-                        raise
-                    if not remove:  # an end was archived since: cannot re-associate
-                        gone.append("-".join(pair))
-            if gone:
-                return f"{from_type}-{to_type} associations {', '.join(gone)}: object gone"
-        case RestoreProperties():
-            return await _restore(call, connector)
-        case Unrestorable(object_type, ids, reason):
-            return f"{object_type} {', '.join(ids)}: not restored, {reason}"
-    return None
-
-
-async def _restore(call: RestoreProperties, connector: Connector) -> str | None:
-    """Compare first: restore a property only where the vendor still holds what the
-    forward call sent; one someone else changed since is left and reported."""
-    current = await connector.get(call.object_type, call.object_id, properties=list(call.previous))
-    if current is None:
-        return f"{call.object_type} {call.object_id}: archived since, not restored"
-    put: dict[str, object] = {}
-    changed: list[str] = []
-    for name, before in call.previous.items():
-        held = current.properties.get(name)
-        if values_match(held, before):
-            continue  # never changed, or already restored
-        if values_match(held, call.expected.get(name)):
-            put[name] = before
-        else:
-            changed.append(name)
-    if put:
-        await connector.update(call.object_type, [(call.object_id, put)])
-    if changed:
-        return (
-            f"{call.object_type} {call.object_id}: {', '.join(sorted(changed))} changed "
-            "at the vendor since; left as they are"
-        )
-    return None
-
-
-class RecoveryLoop:
-    """Resolve due entries at startup (``start`` returns after the first pass, so a
-    worker can recover before it listens), then every ``interval_s``; delete
-    terminal entries older than ``retention`` at startup and every ``purge_every_s``."""
-
-    def __init__(
-        self,
-        resolver: Resolver,
-        *,
-        interval_s: float = 5.0,
-        retention: timedelta | None = timedelta(days=7),
-        purge_every_s: float = 3600.0,
-    ) -> None:
-        self._resolver = resolver
-        self._interval_s = interval_s
-        self._retention = retention
-        self._purge_every_s = purge_every_s
-        self._purged_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> Report:
-        """The first pass (its errors propagate), then the loop in the background."""
-        report = await self.run_once()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-        return report
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def run_once(self) -> Report:
-        report = await self._resolver.resolve_due()
-        if report.outcomes:
-            log.info("journal recovery: %s", report)
-        await self._purge()
-        return report
-
-    async def _purge(self) -> None:
-        now = time.monotonic()
-        if self._retention is None:
-            return
-        if self._purged_at is not None and now - self._purged_at < self._purge_every_s:
-            return
-        self._purged_at = now
-        purged = await self._resolver.journal.purge(self._retention)
-        if purged:
-            log.info("journal retention: deleted %d settled entries", purged)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.run_once()
-            except Exception as exc:
-                log.warning(
-                    "journal recovery pass failed (%s); next in %.0fs", exc, self._interval_s
-                )
-
-
-__all__ = ["Outcome", "RecoveryLoop", "Report", "Resolver"]
+__all__ = ["Outcome", "Report", "Resolver"]

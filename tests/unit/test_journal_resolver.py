@@ -20,7 +20,8 @@ from proxy.connectors.base import (
     VendorCall,
 )
 from proxy.journal.model import OPEN_STATES, UNKNOWN, Entry, EntryState, Result, Verdict
-from proxy.journal.resolver import Outcome, RecoveryLoop, Resolver
+from proxy.journal.recovery import RecoveryLoop
+from proxy.journal.resolver import Outcome, Resolver
 from tests.unit.test_journal_model import T0, make_entry
 
 S = EntryState

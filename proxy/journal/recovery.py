@@ -1,0 +1,83 @@
+"""The background recovery loop: ``Resolver.resolve_due`` at startup and then
+periodically, plus the journal's retention.
+
+Apart from ``resolver`` because it is lifecycle (a task to start and stop, timers),
+not resolution; it only drives a ``Resolver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import timedelta
+
+from .resolver import Report, Resolver
+
+log = logging.getLogger(__name__)
+
+
+class RecoveryLoop:
+    """Resolve due entries at startup (``start`` returns after the first pass, so a
+    worker can recover before it listens), then every ``interval_s``; delete
+    terminal entries older than ``retention`` at startup and every ``purge_every_s``."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        interval_s: float = 5.0,
+        retention: timedelta | None = timedelta(days=7),
+        purge_every_s: float = 3600.0,
+    ) -> None:
+        self._resolver = resolver
+        self._interval_s = interval_s
+        self._retention = retention
+        self._purge_every_s = purge_every_s
+        self._purged_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Report:
+        """The first pass (its errors propagate), then the loop in the background."""
+        report = await self.run_once()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        return report
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run_once(self) -> Report:
+        report = await self._resolver.resolve_due()
+        if report.outcomes:
+            log.info("journal recovery: %s", report)
+        await self._purge()
+        return report
+
+    async def _purge(self) -> None:
+        now = time.monotonic()
+        if self._retention is None:
+            return
+        if self._purged_at is not None and now - self._purged_at < self._purge_every_s:
+            return
+        self._purged_at = now
+        purged = await self._resolver.journal.purge(self._retention)
+        if purged:
+            log.info("journal retention: deleted %d settled entries", purged)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.run_once()
+            except Exception as exc:
+                log.warning(
+                    "journal recovery pass failed (%s); next in %.0fs", exc, self._interval_s
+                )
+
+
+__all__ = ["RecoveryLoop"]
