@@ -1,0 +1,113 @@
+"""Finding what a HubSpot create or upsert made when its answer was lost
+(``HubSpotConnector.find_created``, used by journal recovery).
+
+Apart from ``connector`` because it is matching logic, not API plumbing: which unique
+property an input can be read by, which recently created object holds what an input
+sent. The connector supplies the reads (its ``get`` and a listing of recent objects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from ..base import ApiObject, Connector, Operation, VendorCall
+
+#: Properties HubSpot keeps unique per standard object type (exact lookups by value).
+UNIQUE_PROPERTIES = {"contacts": "email"}
+#: Allowed skew between the journal's clock (PostgreSQL's) and HubSpot's when looking
+#: for objects a lost create made (they must also hold everything the input sent).
+#: An upsert's object counts as created only if created after the call was journaled:
+#: with skew, erring towards "updated" leaves an object rather than archiving one
+#: that existed before.
+CLOCK_MARGIN = timedelta(seconds=30)
+#: Live objects of a type created at/after a time, with these properties.
+ListCreated = Callable[[str, datetime, Sequence[str]], Awaitable[list[ApiObject]]]
+
+
+async def find_created(
+    call: VendorCall,
+    since: datetime,
+    unique_property: str | None,
+    *,
+    connector: Connector,
+    list_created: ListCreated,
+) -> list[ApiObject | None]:
+    """What HubSpot holds for each input of a create/upsert whose answer was lost.
+
+    An input with a unique value (an upsert's idProperty, a contact's email, or
+    ``unique_property``) is read by it: a create's object counts only if it was
+    created since the call (an older one made the create fail as a duplicate).
+    Other inputs are matched against the objects created since the call, listed
+    page by page: an object whose properties equal everything the input sent,
+    each object matched at most once. Only reads."""
+    start = since - CLOCK_MARGIN
+    found: list[ApiObject | None] = [None] * len(call.inputs)
+    unmatched: list[int] = []
+    for index, item in enumerate(call.inputs):
+        sent = _sent(item)
+        key_property, key = _lookup_key(call, item, sent, unique_property)
+        if key_property is None or not key:
+            unmatched.append(index)
+            continue
+        obj = await connector.get(
+            call.object_type, key, id_property=key_property, properties=list(sent)
+        )
+        if obj is None:
+            continue
+        if call.operation is Operation.UPSERT:
+            found[index] = replace(obj, created=_created_since(obj, since))
+        elif _created_since(obj, start) and _holds(obj, sent):
+            found[index] = obj
+    if unmatched:
+        wanted = sorted({name for i in unmatched for name in _sent(call.inputs[i])})
+        candidates = await list_created(call.object_type, start, wanted)
+        taken: set[str] = set()
+        for index in unmatched:
+            sent = _sent(call.inputs[index])
+            match = next((o for o in candidates if o.id not in taken and _holds(o, sent)), None)
+            if match is not None:
+                taken.add(match.id)
+                found[index] = match
+    return found
+
+
+def _sent(item: Mapping[str, object]) -> dict[str, str]:
+    properties = item.get("properties")
+    if not isinstance(properties, Mapping):
+        return {}
+    return {str(name): str(value) for name, value in properties.items()}
+
+
+def _lookup_key(
+    call: VendorCall, item: Mapping[str, object], sent: Mapping[str, str], unique: str | None
+) -> tuple[str | None, str | None]:
+    """The unique property and value an input's object can be read by, if any."""
+    if call.operation is Operation.UPSERT:
+        return str(item.get("idProperty") or "") or None, str(item.get("id") or "") or None
+    name = unique or UNIQUE_PROPERTIES.get(call.object_type)
+    return name, (sent.get(name) if name else None)
+
+
+def _created_since(obj: ApiObject, start: datetime) -> bool:
+    try:
+        created = datetime.fromisoformat(obj.created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False  # unknown age: never claim it as ours
+    return created.tzinfo is not None and created >= start
+
+
+def _holds(obj: ApiObject, sent: Mapping[str, str]) -> bool:
+    """The object holds every value the input sent, as HubSpot normalises them."""
+    return all(_same(obj.properties.get(name), value) for name, value in sent.items())
+
+
+def _same(held: str | None, sent: str) -> bool:
+    if (held or "") == sent or (held or "").casefold() == sent.casefold():
+        return True
+    try:
+        return held is not None and Decimal(held) == Decimal(sent)
+    except InvalidOperation:
+        return False
