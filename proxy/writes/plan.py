@@ -12,47 +12,35 @@ behave exactly as they would without the proxy.
   ``jsonb_populate_recordset`` and the client's own RETURNING list.
 
 Parsing builds pglast's Python AST, which is slow; plans are cached by statement text.
+ON CONFLICT is planned in ``plan_conflict``; the helpers both use are in ``plan_sql``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pglast import ast, parse_sql
-from pglast.enums import OnConflictAction, SortByDir, SortByNulls
-from pglast.stream import RawStream
 
+from proxy.writes.plan_conflict import Conflict, _plan_conflict
+from proxy.writes.plan_sql import (
+    Unsupported,
+    _column_names,
+    _column_refs,
+    _present,
+    _refuse_assigned,
+    _retarget_to_stage,
+    _select_list,
+    _target_ref,
+    assigned_error,
+    deparse,
+)
 from proxy.writes.tables import SyncedTable, quote_ident
 
 Kind = Literal["insert", "update", "delete"]
-T = TypeVar("T")
 SOURCE = "writeproxy_src"
 SOURCE_ROW = "writeproxy_row"
 STAGE_SAVEPOINT = "writeproxy_dry_run"
-
-
-class Unsupported(Exception):
-    """A statement the proxy refuses (0A000) before any API call."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """``ON CONFLICT (key) DO ...``: a vendor upsert (or create-if-absent).
-
-    For DO UPDATE, PostgreSQL evaluates the whole clause (SET expressions, WHERE) on the
-    staging copy seeded with the existing local rows whose key conflicts (``seed``);
-    ``dry_run`` returns each resulting row and whether it was inserted."""
-
-    key_column: str
-    action: Literal["nothing", "update"]
-    select_existing: str = ""  # DO UPDATE: lock and read the local rows with these keys
-    seed: tuple[str, ...] = ()  # DO UPDATE: index and fill the staging copy ($1: rows)
-    dry_run: str = ""  # DO UPDATE: the client's statement on the staging copy
 
 
 @dataclass(frozen=True)
@@ -68,29 +56,6 @@ class WritePlan:
     insert_columns: tuple[str, ...] | None = None  # INSERT: its column list (None: all)
 
 
-def deparse(node: ast.Node) -> str:
-    return RawStream()(node)
-
-
-def _present(value: T | None) -> T:
-    """A field the parser always sets in this position (pglast types every AST field
-    as optional)."""
-    assert value is not None
-    return value
-
-
-def _parse_one(sql: str) -> ast.Node:
-    """The first statement of ``sql``, which the caller knows to hold one."""
-    return _present(parse_sql(sql)[0].stmt)
-
-
-def _select_list(sql: str) -> tuple[ast.Node, ...]:
-    """The target list of a SELECT the planner writes itself."""
-    select = _parse_one(sql)
-    assert isinstance(select, ast.SelectStmt)
-    return _present(select.targetList)
-
-
 def _returning_json(ref: str) -> ast.ReturningClause:
     return ast.ReturningClause(exprs=_select_list(f"SELECT to_jsonb({ref})"))
 
@@ -101,24 +66,12 @@ def _returning_sql(clause: ast.ReturningClause | None) -> str:
     return " RETURNING " + ", ".join(deparse(target) for target in clause.exprs)
 
 
-def _target_ref(relation: ast.RangeVar) -> tuple[str, str]:
-    """How SQL refers to the target row (alias or bare name), and an AS clause."""
-    if relation.alias is not None:
-        alias = quote_ident(_present(relation.alias.aliasname))
-        return alias, f" AS {alias}"
-    return quote_ident(_present(relation.relname)), ""
-
-
 def _with_sql(statement: ast.Node) -> str:
     with_clause = getattr(statement, "withClause", None)
     if with_clause is None:
         return ""
     recursive = "RECURSIVE " if with_clause.recursive else ""
     return f"WITH {recursive}{deparse(with_clause)} "
-
-
-def _column_names(targets: tuple[ast.ResTarget, ...] | None) -> list[str]:
-    return [_present(target.name) for target in targets or ()]
 
 
 def plan_write(sql: str, table: SyncedTable) -> WritePlan:
@@ -192,27 +145,6 @@ def _refusal(statement: ast.Node, table: SyncedTable) -> tuple[str, str]:
     )
 
 
-def assigned_error(table: SyncedTable, column: str) -> Unsupported:
-    """Why the client may not write ``column`` (the id, or one the API sets)."""
-    if column == table.id_column:
-        return Unsupported(
-            f'the id column "{column}" of the synced table {table.display} '
-            "is assigned by the API and cannot be written",
-            "Omit the id column; RETURNING id gives the id the API assigned.",
-        )
-    return Unsupported(
-        f"column {column!r} of the synced table {table.display} is set by the API "
-        "and cannot be written",
-        "Omit the column; RETURNING shows the value the API assigned.",
-    )
-
-
-def _refuse_assigned(table: SyncedTable, columns: list[str]) -> None:
-    """UPDATE ... SET (and DO UPDATE SET) of the id or a read-only column."""
-    for column in sorted(set(columns) & {table.id_column, *table.read_only}):
-        raise assigned_error(table, column)
-
-
 def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> WritePlan:
     ref, alias = _target_ref(_present(statement.relation))
     # INSERT may name the id or a read-only column as long as the value is NULL/DEFAULT
@@ -259,84 +191,6 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> Wri
     )
 
 
-def _retarget_to_stage(statement: ast.InsertStmt, table: SyncedTable) -> None:
-    """Point an INSERT at the staging copy ``pg_temp.<name>``, keeping its alias, and
-    unqualify references the statement makes to the table by its schema."""
-    statement.relation = ast.RangeVar(
-        schemaname="pg_temp",
-        relname=table.name,
-        inh=True,
-        relpersistence="t",
-        alias=_present(statement.relation).alias,
-    )
-    for node in _column_refs(statement.onConflictClause):
-        fields = _present(node.fields)
-        names = [getattr(f, "sval", None) for f in fields]
-        if len(names) == 3 and names[:2] == [table.schema, table.name]:
-            node.fields = fields[1:]
-
-
-def _conflict_statements(sql: str, table: SyncedTable, key: str) -> tuple[tuple[str, ...], str]:
-    """The seeding statements and the dry run that let PostgreSQL evaluate DO UPDATE."""
-    statement = _parse_one(sql)
-    assert isinstance(statement, ast.InsertStmt)
-    clause = _present(statement.onConflictClause)
-    ref, _ = _target_ref(_present(statement.relation))
-    _retarget_to_stage(statement, table)
-    if _present(clause.infer).conname:
-        # The staging copy's unique index has another name: infer it from the column.
-        elem = ast.IndexElem(
-            name=key,
-            ordering=SortByDir.SORTBY_DEFAULT,
-            nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT,
-        )
-        clause.infer = ast.InferClause(indexElems=(elem,))
-    targets = _select_list(f"SELECT to_jsonb({ref}), ({ref}.xmax::text = '0')")
-    statement.returningClause = ast.ReturningClause(exprs=targets)
-    stage_name = quote_ident(table.name)
-    columns = ", ".join(quote_ident(c) for c in table.writable_columns)
-    seed = (
-        f"CREATE UNIQUE INDEX ON pg_temp.{stage_name} ({quote_ident(key)})",
-        f"INSERT INTO pg_temp.{stage_name} ({columns}) SELECT {columns} "
-        f"FROM jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb)",
-    )
-    return seed, deparse(statement)
-
-
-def _plan_conflict(
-    clause: ast.OnConflictClause | None, table: SyncedTable, sql: str
-) -> Conflict | None:
-    if clause is None:
-        return None
-    infer = clause.infer
-    if infer is not None and infer.conname:
-        # ON CONSTRAINT name: the single-column unique constraint it names, if any.
-        constraints = table.unique_constraints.items()
-        keys = [column for column, name in constraints if name == infer.conname]
-    else:
-        keys = [elem.name for elem in (infer.indexElems or ())] if infer is not None else []
-    if infer is None and clause.action == OnConflictAction.ONCONFLICT_NOTHING:
-        # No target: any uniqueness conflict; at the vendor that is its upsert key.
-        keys = sorted(table.upsert_keys)
-    if len(keys) != 1 or keys[0] not in table.upsert_keys:
-        allowed = ", ".join(sorted(table.upsert_keys)) or "none"
-        raise Unsupported(
-            f"ON CONFLICT on the synced table {table.display} must name one column the "
-            f"vendor can upsert by (allowed: {allowed})",
-            "Use ON CONFLICT (email) for HubSpot contacts.",
-        )
-    if clause.action == OnConflictAction.ONCONFLICT_NOTHING:
-        return Conflict(keys[0], "nothing")
-    _refuse_assigned(table, _column_names(clause.targetList))
-    key = quote_ident(keys[0])
-    select_existing = (
-        f"SELECT to_jsonb(t) FROM {table.qualified} AS t WHERE t.{key}::text "
-        f"IN (SELECT jsonb_array_elements_text($1::jsonb)) FOR UPDATE OF t"
-    )
-    seed, dry_run = _conflict_statements(sql, table, keys[0])
-    return Conflict(keys[0], "update", select_existing, seed, dry_run)
-
-
 def _old_rows_sql(
     statement: ast.UpdateStmt | ast.DeleteStmt,
     extra_from: tuple[ast.Node, ...] | None,
@@ -369,19 +223,6 @@ def _check_returning_refs(
                     "RETURNING may only reference the synced table itself",
                     "Select the other table's columns in a separate statement.",
                 )
-
-
-def _column_refs(node: object) -> list[ast.ColumnRef]:
-    if isinstance(node, ast.ColumnRef):
-        return [node]
-    found: list[ast.ColumnRef] = []
-    if isinstance(node, tuple | list):
-        for item in node:
-            found.extend(_column_refs(item))
-    elif isinstance(node, ast.Node):
-        for name in node:
-            found.extend(_column_refs(getattr(node, name)))
-    return found
 
 
 def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
@@ -466,3 +307,17 @@ def _check_association(statement: ast.Node, table: SyncedTable) -> None:
             f"ON CONFLICT on the association table {table.display} is not supported",
             "Insert only associations that do not exist yet.",
         )
+
+
+__all__ = [
+    "SOURCE",
+    "SOURCE_ROW",
+    "STAGE_SAVEPOINT",
+    "Conflict",
+    "Kind",
+    "Unsupported",
+    "WritePlan",
+    "assigned_error",
+    "deparse",
+    "plan_write",
+]
