@@ -305,6 +305,11 @@ async def test_release_settle_and_backoff(journal: Journal) -> None:
     stored = await journal.get(entry_id)
     assert stored is not None
     assert (stored.state, stored.attempts, stored.last_error) == (S.COMPENSATING, 1, "boom")
+    # the live path does not hurry a failed compensation: its backoff holds
+    assert await journal.claim_ids([entry_id]) == []
+    await journal.pool.execute(
+        "UPDATE writeproxy.journal SET next_attempt_at = now() WHERE id = $1", entry_id
+    )
     # a stale view of the entry (wrong expected state) writes nothing
     [entry] = await journal.claim_ids([entry_id])
     assert not await journal.settle(replace(entry, state=S.APPLIED), S.COMMITTED)
