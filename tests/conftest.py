@@ -85,15 +85,15 @@ def synced_url(pg: LocalPostgres) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def synced_proxy(
-    synced_url: str, sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ProxyProcess]:
-    """A proxy whose ``hubspot`` schema is synced to the sandbox (fast retry waits)."""
-    tmp = tmp_path_factory.mktemp("synced")
+def synced_config(
+    tmp: Path, sandbox: Sandbox, connector: str = "read_timeout_s = 2", top: str = ""
+) -> dict[str, str]:
+    """A TOML file syncing the ``hubspot`` schema to the sandbox with fast retry waits
+    (``top``: settings before the tables, ``connector``: more connector keys); returns
+    the environment a proxy needs to use it."""
     config = tmp / "writeproxy.toml"
     config.write_text(
-        f"""
+        f"""{top}
 [connectors.hubspot]
 kind = "hubspot"
 base_url = "{sandbox.base_url}"
@@ -101,12 +101,21 @@ token_env = "{HUBSPOT_TOKEN_ENV}"
 schema = "hubspot"
 backoff_base_s = 0.01
 backoff_cap_s = 0.05
-ten_secondly_wait_s = 0.05
-locked_wait_s = 0.05
-read_timeout_s = 2
+{connector}
 """
     )
-    env = {"WRITEPROXY_CONFIG": str(config), HUBSPOT_TOKEN_ENV: "sandbox-token"}
+    return {"WRITEPROXY_CONFIG": str(config), HUBSPOT_TOKEN_ENV: "sandbox-token"}
+
+
+@pytest.fixture(scope="session")
+def synced_proxy(
+    synced_url: str, sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    """A proxy whose ``hubspot`` schema is synced to the sandbox (fast retry waits)."""
+    tmp = tmp_path_factory.mktemp("synced")
+    env = synced_config(
+        tmp, sandbox, "read_timeout_s = 2\nten_secondly_wait_s = 0.05\nlocked_wait_s = 0.05"
+    )
     with run_proxy(tmp, "--upstream", synced_url, env=env) as process:
         yield process
 
@@ -117,22 +126,12 @@ def killable(
 ) -> Iterator[tuple[ProxyProcess, Callable[[], ProxyProcess]]]:
     """A proxy of this test's own (short journal lease, fast recovery), which the test
     may kill with SIGKILL and start again on the same port."""
-    config = tmp_path / "writeproxy.toml"
-    config.write_text(
-        f"""
-journal_lease_seconds = 2
-journal_recovery_interval = 0.5
-[connectors.hubspot]
-kind = "hubspot"
-base_url = "{sandbox.base_url}"
-token_env = "{HUBSPOT_TOKEN_ENV}"
-schema = "hubspot"
-backoff_base_s = 0.01
-backoff_cap_s = 0.05
-read_timeout_s = 5
-"""
+    env = synced_config(
+        tmp_path,
+        sandbox,
+        connector="read_timeout_s = 5",
+        top="journal_lease_seconds = 2\njournal_recovery_interval = 0.5\n",
     )
-    env = {"WRITEPROXY_CONFIG": str(config), HUBSPOT_TOKEN_ENV: "sandbox-token"}
     port = free_port()
     stack: list[object] = []
 

@@ -103,13 +103,7 @@ class Interceptor:
         if kind == Frontend.EXECUTE:
             return await self._execute(raw, extended.execute_portal(body))
         if kind == Frontend.CLOSE:
-            target, name = extended.target_name(body)
-            if target == ord("S"):
-                synced.statements.pop(name, None)
-                synced.controls.pop(name, None)
-            else:
-                synced.portals.pop(name, None)
-                synced.control_portals.pop(name, None)
+            synced.forget(*extended.target_name(body))
         if kind == Frontend.TERMINATE:
             self._channel.send(raw)
             return False

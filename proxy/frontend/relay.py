@@ -185,13 +185,7 @@ class ClientRelay:
             return False
         if not synced.statements and not synced.controls:
             return False
-        target, name = extended.target_name(body)  # Close
-        if target == ord("S"):
-            synced.statements.pop(name, None)
-            synced.controls.pop(name, None)
-        else:
-            synced.portals.pop(name, None)
-            synced.control_portals.pop(name, None)
+        synced.forget(*extended.target_name(body))  # Close
         return False
 
 

@@ -57,3 +57,12 @@ class SyncedState:
     #: After an error in the extended protocol, messages are ignored until Sync.
     skip_until_sync: bool = False
     ledger: TxLedger = field(default_factory=TxLedger)
+
+    def forget(self, target: int, name: str) -> None:
+        """A Close of a statement (``target`` 'S') or portal ('P'): forget it."""
+        if target == ord("S"):
+            self.statements.pop(name, None)
+            self.controls.pop(name, None)
+        else:
+            self.portals.pop(name, None)
+            self.control_portals.pop(name, None)

@@ -13,7 +13,13 @@ from __future__ import annotations
 from enum import IntEnum
 
 
-class Frontend(IntEnum):
+class _Code(IntEnum):
+    @property
+    def byte(self) -> bytes:
+        return bytes((self,))
+
+
+class Frontend(_Code):
     """Messages a client sends once the session is established."""
 
     BIND = ord("B")
@@ -31,12 +37,8 @@ class Frontend(IntEnum):
     SYNC = ord("S")
     TERMINATE = ord("X")
 
-    @property
-    def byte(self) -> bytes:
-        return bytes((self,))
 
-
-class Backend(IntEnum):
+class Backend(_Code):
     """Messages the server sends."""
 
     AUTHENTICATION = ord("R")
@@ -63,10 +65,6 @@ class Backend(IntEnum):
     PORTAL_SUSPENDED = ord("s")
     READY_FOR_QUERY = ord("Z")
     ROW_DESCRIPTION = ord("T")
-
-    @property
-    def byte(self) -> bytes:
-        return bytes((self,))
 
 
 #: Server messages that may arrive at any time, not as the answer to a request.
