@@ -77,7 +77,18 @@ def settle(direct_url: str, timeout: float = 10.0) -> None:
                 "last_error FROM writeproxy.journal WHERE state = ANY(%s)",
                 (list(OPEN_STATES),),
             ).fetchall()
-        raise AssertionError(f"{count} journal entries still open after {timeout}s: {rows}")
+            # Later entries that wrote the same objects: an undo waits for their verdict.
+            related = conn.execute(
+                "SELECT l.id, l.operation, l.state, l.xid::text, pg_xact_status(l.xid), "
+                "l.rolled_back, l.results::text, l.inputs::text FROM writeproxy.journal o "
+                "JOIN writeproxy.journal l ON l.id > o.id AND (l.results::text LIKE "
+                "'%' || (o.results -> 0 ->> 'id') || '%' OR l.inputs::text LIKE "
+                "'%' || (o.results -> 0 ->> 'id') || '%') WHERE o.state = ANY(%s)",
+                (list(OPEN_STATES),),
+            ).fetchall()
+        raise AssertionError(
+            f"{count} journal entries still open after {timeout}s: {rows}; related: {related}"
+        )
 
 
 def conflicts(direct_url: str) -> list[tuple[Any, ...]]:

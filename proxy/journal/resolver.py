@@ -213,7 +213,16 @@ class Resolver:
         if not later:
             return set()
         verdicts = await self._journal.xact_status({x for xids in later.values() for x in xids})
-        if any(verdicts.get(x) is Verdict.IN_PROGRESS for xids in later.values() for x in xids):
+        running = sorted(
+            {x for xids in later.values() for x in xids if verdicts.get(x) is Verdict.IN_PROGRESS}
+        )
+        if running:
+            log.info(
+                "journal entry %d: waiting for transaction(s) %s, which wrote the same "
+                "object(s) since",
+                entry.id,
+                ", ".join(map(str, running)),
+            )
             return None
         superseded = {
             oid

@@ -54,7 +54,7 @@ class _Statements:
                      SELECT i ->> 'id' FROM jsonb_array_elements(j.inputs) AS i
                  ) AS o
             WHERE j.database = current_database() AND j.connector = $1
-              AND j.object_type = $2 AND j.id > $3
+              AND j.object_type = $2 AND j.id > $3 AND j.xid <> $5::xid8
               AND j.state NOT IN ('failed', 'compensated') AND NOT j.rolled_back
               AND o.object_id = ANY($4::text[])"""
         free = "(claimed_until IS NULL OR claimed_until < now())"

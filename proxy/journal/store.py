@@ -176,14 +176,20 @@ class Journal:
     # -- verdicts --------------------------------------------------------------------
 
     async def later_writers(self, entry: Entry, object_ids: Iterable[str]) -> dict[str, set[int]]:
-        """For each of ``object_ids``: the transactions (xids) of later entries that
-        wrote the same object and still stand (not failed, compensated or rolled back).
+        """For each of ``object_ids``: the other transactions (xids) whose later entries
+        wrote the same object and still stand (not failed, compensated or rolled back;
+        the entry's own transaction is undone as a whole, newest first).
         An undo must not overwrite what such a write did once it committed."""
         wanted = sorted(set(object_ids))
         if not wanted:
             return {}
         rows = await self.pool.fetch(
-            self._sql.later_writers, entry.connector, entry.object_type, entry.id, wanted
+            self._sql.later_writers,
+            entry.connector,
+            entry.object_type,
+            entry.id,
+            wanted,
+            entry.xid,
         )
         found: dict[str, set[int]] = {}
         for row in rows:

@@ -646,3 +646,34 @@ async def test_compensation_failures_are_retried_not_dropped(
     report = await resolver.resolve_due()
     assert list(report.outcomes.values()) == [Outcome.COMPENSATED]
     assert live(sandbox) == []
+
+
+async def test_later_writers_names_the_transactions_that_wrote_an_object_since(
+    journal: Journal,
+) -> None:
+    def vendor_call(op: Operation, *inputs: dict[str, Any]) -> VendorCall:
+        return VendorCall(op, "contacts", tuple(inputs))
+
+    async def entry(op: Operation, xid: int, results: Any, *inputs: dict[str, Any]) -> int:
+        entry_id = await journal.record_intent(
+            vendor_call(op, *inputs), xid=xid, connector="hubspot"
+        )
+        if results is not None:
+            await journal.record_outcome(entry_id, S.APPLIED, results)
+        return entry_id
+
+    created = await entry(Operation.CREATE, 10, [Result("9", True)], {"properties": {}})
+    await entry(Operation.UPDATE, 11, [Result("9", False)], {"id": "9", "properties": {}})
+    await entry(Operation.UPSERT, 12, [Result("8", False), None], {"id": "a@x.io"}, {"id": "b"})
+    await entry(Operation.ASSOCIATE, 13, [], {"from": "9", "to": "7", "toObjectType": "deals"})
+    await entry(Operation.ARCHIVE, 14, [], {"id": "9"})
+    await entry(Operation.CREATE, 15, None, {"properties": {}})  # still an intent
+    undone = await entry(Operation.UPDATE, 16, [Result("9", False)], {"id": "9"})
+    await journal.mark_rolled_back([undone])
+    await entry(Operation.UPDATE, 10, [Result("9", False)], {"id": "9"})  # same transaction
+    [stored] = [e for e in await journal.list() if e.id == created]
+    assert await journal.later_writers(stored, ["9", "8", "7"]) == {
+        "9": {11, 14},
+        "8": {12},
+    }
+    assert await journal.later_writers(stored, []) == {}

@@ -179,7 +179,16 @@ def test_random_transactions_with_faults_and_a_proxy_kill_end_without_drift(
     assert not any(thread.is_alive() for thread in threads)
     hs.sandbox.http.delete("/_sandbox/faults").raise_for_status()
     print(dict(run.outcomes))
-    hs.settle(timeout=30)
+    try:
+        hs.settle(timeout=30)
+    except AssertionError as failed:
+        journal_lines = [
+            line
+            for log in (proxy.log_path.read_text(), hs.proxy.log())
+            for line in log.splitlines()
+            if "journal" in line
+        ]
+        raise AssertionError(f"{failed}\nproxy log lines: {journal_lines[-40:]}") from None
     # Zero duplicates: one live vendor object per email.
     emails = [str(o["properties"]["email"]) for o in hs.sandbox.objects()]  # type: ignore[index]
     assert len(emails) == len(set(emails))

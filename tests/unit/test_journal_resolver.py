@@ -67,6 +67,7 @@ class FakeJournal:
         for other in self.entries.values():
             if (
                 other.id <= entry.id
+                or other.xid == entry.xid
                 or other.rolled_back
                 or other.state in (EntryState.FAILED, EntryState.COMPENSATED)
             ):
