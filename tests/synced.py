@@ -82,8 +82,8 @@ def settle(direct_url: str, timeout: float = 10.0) -> None:
                 "SELECT l.id, l.operation, l.state, l.xid::text, pg_xact_status(l.xid), "
                 "l.rolled_back, l.results::text, l.inputs::text FROM writeproxy.journal o "
                 "JOIN writeproxy.journal l ON l.id > o.id AND (l.results::text LIKE "
-                "'%' || (o.results -> 0 ->> 'id') || '%' OR l.inputs::text LIKE "
-                "'%' || (o.results -> 0 ->> 'id') || '%') WHERE o.state = ANY(%s)",
+                "'%%' || (o.results -> 0 ->> 'id') || '%%' OR l.inputs::text LIKE "
+                "'%%' || (o.results -> 0 ->> 'id') || '%%') WHERE o.state = ANY(%s)",
                 (list(OPEN_STATES),),
             ).fetchall()
         raise AssertionError(

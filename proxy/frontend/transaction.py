@@ -67,35 +67,15 @@ class TransactionControl:
         A failure is the COMMIT's failure: the upstream transaction is rolled back, the
         client sees the error (and an idle session afterwards, as after a failed COMMIT)."""
         self._handled = set()
+        refusal = self._refusal(controls)
+        if refusal is not None:
+            return refusal  # nothing done: the text does not run
         if controls and controls[0].index == 0 and await self._undo_first(controls[0]):
             self._handled.add(0)
+        if not self._ledger.deferred or self._tx_status == FAILED_TRANSACTION:
             return None
-        commits = [c for c in controls if c.kind is TxKind.COMMIT or c.kind is TxKind.PREPARE]
-        if not commits or not self._ledger.deferred or self._tx_status == FAILED_TRANSACTION:
+        if not any(c.kind is TxKind.COMMIT for c in controls if c.index not in self._handled):
             return None
-        if any(c.kind is TxKind.PREPARE for c in commits):
-            # The archive could only run at COMMIT PREPARED, which may come from
-            # anywhere; before PREPARE it could still be rolled back.
-            return Failure(
-                PgError(
-                    "0A000",
-                    "PREPARE TRANSACTION after a DELETE on a synced table is not supported",
-                    hint="Commit the transaction directly: the vendor archive runs just "
-                    "before the COMMIT.",
-                ),
-                self._tx_status,
-            )
-        if len(commits) > 1 or commits[0].index != 0:
-            # The archive must come just before the COMMIT, with nothing in between.
-            return Failure(
-                PgError(
-                    "0A000",
-                    "COMMIT after a DELETE on a synced table must be sent on its own",
-                    hint="Send COMMIT as a separate statement: the vendor archive runs "
-                    "just before it.",
-                ),
-                self._tx_status,
-            )
         self._ledger.committing = True
         failure = await self._archiver.archive_deferred(self._channel, self._ledger)
         if failure is None:
@@ -103,6 +83,24 @@ class TransactionControl:
         self._ledger.committing = False
         rolled = await self._channel.run("ROLLBACK")
         return Failure(failure.error, rolled.status if rolled.error is None else IDLE)
+
+    def _refusal(self, controls: Sequence[TxControl]) -> Failure | None:
+        """Texts that cannot run while DELETEs wait for COMMIT, refused before anything
+        is done: PREPARE TRANSACTION (the archive could only run at COMMIT PREPARED,
+        which may come from anywhere), and a COMMIT that is not the text's first
+        statement (the archive must come just before it)."""
+        if not self._ledger.deferred or self._tx_status == FAILED_TRANSACTION:
+            return None
+        ends = [c for c in controls if c.kind in (TxKind.COMMIT, TxKind.PREPARE)]
+        if any(c.kind is TxKind.PREPARE for c in ends):
+            message = "PREPARE TRANSACTION after a DELETE on a synced table is not supported"
+            hint = "Commit the transaction directly: the vendor archive runs just before it."
+        elif len(ends) > 1 or (ends and ends[0].index != 0):
+            message = "COMMIT after a DELETE on a synced table must be sent on its own"
+            hint = "Send COMMIT as a separate statement: the vendor archive runs just before it."
+        else:
+            return None
+        return Failure(PgError("0A000", message, hint=hint), self._tx_status)
 
     async def _undo_first(self, control: TxControl) -> bool:
         """Compensate before forwarding a rollback that cannot fail — ROLLBACK, COMMIT of

@@ -229,6 +229,10 @@ def decide(
                 return Action.WAIT
         return Action.CONFLICT
     if state is S.COMPENSATING:
+        # A retry: inputs whose outcome is still unknown (the lookup did not record
+        # them, e.g. the vendor failed first) are looked up again.
+        if entry.unresolved_inputs():
+            return Action.LOOKUP_THEN_COMPENSATE
         return Action.COMPENSATE
     if not answered:  # intent or unknown: never applied locally
         if entry.unresolved_inputs():

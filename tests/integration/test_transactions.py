@@ -625,3 +625,19 @@ def test_deleting_a_contact_drops_its_association_rows(hs: Harness, in_block: bo
     hs.settle()
     assert hs.local("SELECT count(*) FROM hubspot.associations_contact_deal") == [(0,)]
     assert hs.sandbox.associations() == []
+
+
+def test_a_refused_commit_text_changes_nothing(hs: Harness) -> None:
+    """'ROLLBACK TO a; COMMIT' with a DELETE waiting for COMMIT is refused as a whole,
+    before the savepoint rollback compensates anything."""
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('old@example.com')")
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("DELETE FROM hubspot.contact WHERE email = 'old@example.com'")
+        conn.execute("SAVEPOINT a")
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('new@example.com')")
+        result = conn.pgconn.exec_(b"ROLLBACK TO a; COMMIT")
+        assert result.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"0A000"
+        conn.execute("COMMIT")  # on its own: archives, then commits
+    hs.settle()
+    assert live_emails(hs) == ["new@example.com"]

@@ -313,3 +313,12 @@ def test_lost_archive_answer_in_a_committed_transaction_is_completed(state: Entr
     assert decide(entry, Verdict.COMMITTED) is Action.COMPLETE
     assert decide(entry, Verdict.ABORTED) is Action.CONFLICT
     check_transition(state, S.COMMITTED)  # allowed for archives completed
+
+
+def test_a_compensation_retry_looks_up_inputs_still_unknown() -> None:
+    """A lost create whose first compensation failed before its lookup was recorded:
+    the retry must look up again, not undo blindly (inverse() cannot without ids)."""
+    entry = make_entry(Operation.CREATE, S.COMPENSATING, results=(UNKNOWN,), rolled_back=True)
+    assert decide(entry, Verdict.ABORTED) is Action.LOOKUP_THEN_COMPENSATE
+    known = make_entry(Operation.CREATE, S.COMPENSATING, results=(Result("9", True),))
+    assert decide(known, Verdict.ABORTED) is Action.COMPENSATE
