@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     synced_tables: list[SyncedTableSettings] = Field(
         default_factory=list, description="explicit synced tables, [[synced_tables]] in TOML"
     )
+    sync_roles: list[str] = Field(
+        default_factory=list,
+        description="roles whose own writes to synced tables the guard lets through (sync tools)",
+    )
     journal_schema: str = Field(
         DEFAULT_SCHEMA, description="schema of the write journal in the upstream database"
     )

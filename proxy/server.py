@@ -23,6 +23,7 @@ import uvloop
 
 from proxy.config import Settings
 from proxy.embedded import LocalPostgres
+from proxy.guard import GuardSetupError, install_guard
 from proxy.journal import JournalSetupError, ensure_schema
 from proxy.supervisor_backoff import RestartBackoff, describe_exit
 from proxy.worker import bind_listener, run_worker
@@ -117,17 +118,24 @@ def load_tables(settings: Settings) -> SyncedTables:
         raise SystemExit(f"writeproxy: invalid configuration: {exc}") from exc
     if tables:
         try:
-            asyncio.run(_prepare_journal(settings.upstream_url, settings.journal_schema))
+            tables.guard_secret = asyncio.run(_prepare_upstream(settings, tables))
+        except GuardSetupError as exc:
+            raise SystemExit(f"writeproxy: cannot install the guard: {exc}") from exc
         except JournalSetupError as exc:
             raise SystemExit(f"writeproxy: cannot set up the write journal: {exc}") from exc
     return tables
 
 
-async def _prepare_journal(url: str, schema: str) -> None:
-    """Create or migrate the journal schema once, before any worker starts."""
-    conn = await asyncpg.connect(url)
+async def _prepare_upstream(settings: Settings, tables: SyncedTables) -> str:
+    """Create or migrate the journal schema and install the guard on the synced tables,
+    once, before any worker starts; returns the guard's secret."""
+    assert settings.upstream_url is not None
+    conn = await asyncpg.connect(settings.upstream_url)
     try:
-        await ensure_schema(conn, schema)
+        await ensure_schema(conn, settings.journal_schema)
+        return await install_guard(
+            conn, settings.journal_schema, tables.tables.values(), settings.sync_roles
+        )
     finally:
         await conn.close()
 

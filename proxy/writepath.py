@@ -3,7 +3,8 @@
 Startup: the vendor connectors, the journal's connection pool, its resolver, and a
 first recovery pass over every open journal entry — before the worker listens, so
 what a crashed proxy left behind is resolved without waiting for client traffic.
-Then the recovery loop runs every ``journal_recovery_interval`` seconds. Shutdown
+Then the recovery loop runs every ``journal_recovery_interval`` seconds, and checks
+that the guard (``proxy.guard``) is still installed. Shutdown
 stops the loop and closes the journal and the connectors (after the sessions and
 their background resolutions, see ``proxy.worker``).
 """
@@ -17,6 +18,7 @@ from datetime import timedelta
 from proxy.config import Settings
 from proxy.connectors import build_connector
 from proxy.connectors.base import Connector
+from proxy.guard import GuardKeeper
 from proxy.journal import Journal, RecoveryLoop, Resolver
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.journaling import LiveJournal, Spawn
@@ -54,13 +56,23 @@ class WritePath:
                 self._connectors,
                 LiveJournal(self.journal, self.resolver, spawn),
                 [table for table in tables.tables.values() if table.ends is not None],
+                tables.guard_secret,
             ),
+        )
+        executor = self.router.executor
+        guard = GuardKeeper(
+            lambda: self.journal.pool,
+            settings.journal_schema,
+            list(tables.tables.values()),
+            settings.sync_roles,
+            executor.use_guard_secret,
         )
         retention = settings.journal_retention_days
         self._recovery = RecoveryLoop(
             self.resolver,
             interval_s=settings.journal_recovery_interval,
             retention=timedelta(days=retention) if retention > 0 else None,
+            upkeep=guard.check,
         )
 
     async def start(self) -> None:

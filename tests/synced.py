@@ -29,7 +29,10 @@ class Harness:
         return self.proxy.url(db="synced")
 
     def local(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run ``sql`` directly, as a sync tool would (replica mode: the guard trigger
+        on synced tables does not fire, as for logical replication)."""
         with psycopg.connect(self.direct_url, autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
             return conn.execute(sql, params).fetchall()
 
     def settle(self, timeout: float = 10.0) -> None:
@@ -40,6 +43,7 @@ class Harness:
 def clean(direct_url: str, sandbox: Sandbox) -> None:
     sandbox.reset()
     with psycopg.connect(direct_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # as a sync tool
         conn.execute(
             "TRUNCATE hubspot.contact, hubspot.deal, hubspot.associations_contact_deal, "
             "public.users, public.orgs RESTART IDENTITY CASCADE"

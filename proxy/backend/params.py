@@ -32,3 +32,10 @@ NO_PARAMS = StatementParams()
 def json_param(value: object) -> StatementParams:
     """One parameter of unspecified type carrying ``value`` as JSON text (``$1::jsonb``)."""
     return StatementParams(Bind("", "", (), (json.dumps(value).encode(),), ()), (0,))
+
+
+def text_params(*values: str) -> StatementParams:
+    """Parameters of unspecified type carrying ``values`` as text."""
+    return StatementParams(
+        Bind("", "", (), tuple(value.encode() for value in values), ()), (0,) * len(values)
+    )

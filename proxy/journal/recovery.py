@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from .resolver import Report, Resolver
@@ -30,8 +31,11 @@ class RecoveryLoop:
         interval_s: float = 5.0,
         retention: timedelta | None = timedelta(days=7),
         purge_every_s: float = 3600.0,
+        upkeep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._resolver = resolver
+        #: Other periodic checks of the proxy's objects in the database (the guard).
+        self._upkeep = upkeep
         self._interval_s = interval_s
         self._retention = retention
         self._purge_every_s = purge_every_s
@@ -52,6 +56,11 @@ class RecoveryLoop:
                 await task
 
     async def run_once(self) -> Report:
+        if self._upkeep is not None:
+            try:
+                await self._upkeep()
+            except Exception as exc:  # the next pass tries again
+                log.warning("upkeep of the proxy's database objects failed: %s", exc)
         report = await self._resolver.resolve_due()
         if report.outcomes:
             log.info("journal recovery: %s", report)

@@ -25,8 +25,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxy.backend.channel import QueryFailed, Result, UpstreamChannel
-from proxy.backend.params import NO_PARAMS, StatementParams, json_param
+from proxy.backend.params import NO_PARAMS, StatementParams, json_param, text_params
 from proxy.connectors.base import ApiError, Connector
+from proxy.guard import CLEAR_TOKEN_SQL, SET_TOKEN_SQL, is_pending_id
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.errors import api_error, unsupported_error
 from proxy.writes.journaling import LiveJournal, StatementJournal
@@ -34,22 +35,24 @@ from proxy.writes.ledger import DeferredArchive, TxLedger
 from proxy.writes.outcome import ApiChange, Failure, Outcome, StatementError, Success, UpstreamError
 from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan, assigned_error
 from proxy.writes.tables import SyncedTable, quote_ident
-from proxy.writes.vendor import VendorWrites, association_rows, previous_values
+from proxy.writes.vendor import VendorWrites, previous_values
 
 log = logging.getLogger(__name__)
 
 STATEMENT_SAVEPOINT = "writeproxy_statement"
+#: How often an ON CONFLICT DO UPDATE's dry run is repeated to lock what it updates.
+UPSERT_ATTEMPTS = 5
 #: Leaves a transaction block aborted, as any failed statement does.
 ABORT_SQL = (
     "DO $writeproxy$ BEGIN RAISE EXCEPTION 'writeproxy: synced write failed'; END $writeproxy$"
 )
-CURRENT_XID_SQL = "SELECT pg_catalog.pg_current_xact_id()::text"
-#: In the block the proxy opens around an autocommit statement: the xid, and no
+#: The transaction's xid, and the guard's token for the statement's table.
+CURRENT_XID_SQL = f"SELECT pg_catalog.pg_current_xact_id()::text, ({SET_TOKEN_SQL[7:]})"
+#: In the block the proxy opens around an autocommit statement, also no
 #: idle_in_transaction_session_timeout while the vendor answers (the client's statement
 #: is running, not idle; SET LOCAL ends with the block).
 OWN_BLOCK_XID_SQL = (
-    "SELECT pg_catalog.pg_current_xact_id()::text, "
-    "pg_catalog.set_config('idle_in_transaction_session_timeout', '0', true)"
+    f"{CURRENT_XID_SQL}, pg_catalog.set_config('idle_in_transaction_session_timeout', '0', true)"
 )
 
 Image = dict[str, Any]
@@ -67,9 +70,11 @@ class WriteExecutor:
         connectors: Mapping[str, Connector],
         journal: LiveJournal,
         associations: Sequence[SyncedTable] = (),
+        guard_secret: str = "",
     ) -> None:
         self._connectors = connectors
         self._journal = journal
+        self._guard_secret = guard_secret
         #: Association tables: their rows go with an archived object (the vendor drops
         #: an archived object's associations).
         self._association_tables = [t for t in associations if t.ends is not None]
@@ -125,6 +130,7 @@ class WriteExecutor:
             for column, object_type in table.ends:
                 if table.connector != archive.connector or object_type != archive.object_type:
                     continue
+                await channel.checked(SET_TOKEN_SQL, self._token(table))
                 result = await channel.run(
                     f"DELETE FROM {quote_ident(table.schema)}.{quote_ident(table.name)} "
                     f"WHERE {quote_ident(column)} IN "
@@ -150,20 +156,21 @@ class WriteExecutor:
             if not in_block:
                 await channel.checked("BEGIN")
             xid = await self._current_xid(
-                channel, ledger, CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL
+                channel,
+                ledger,
+                CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL,
+                self._token(table),
             )
             await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
             old: list[Image] = []
             if plan.select_old is not None:
-                old = _unique(images(await channel.checked(plan.select_old, params)), plan)
-            if plan.dry_run is not None:
-                new = await self._dry_run(channel, plan, params)
-            if plan.kind == "insert":
-                _refuse_supplied_values(plan, new)
+                old = _unique(_aggregated(await channel.checked(plan.select_old, params)), plan)
             if plan.conflict is not None and plan.conflict.action == "update":
-                old = await self._existing(channel, plan, new)
-                if old:
-                    new = await self._resolve_conflicts(channel, plan, params, old)
+                new, old = await self._upsert_dry_run(channel, plan, params)
+            elif plan.dry_run is not None:
+                new = await self._dry_run(channel, plan, params)
+            if plan.kind == "update" and plan.rejoins:
+                _check_rejoined(plan, old, new)
             hooks = self._journal.statement(
                 xid=xid,
                 connector=table.connector,
@@ -180,6 +187,7 @@ class WriteExecutor:
             )
             if applied.error is not None:
                 raise QueryFailed(applied)
+            _check_applied(plan, change, applied)
             await channel.checked(f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}")
             ledger.record(hooks.entry_ids)
             if change.deferred is not None:
@@ -193,6 +201,8 @@ class WriteExecutor:
                 if commit.error is not None:
                     raise QueryFailed(commit)
                 status = commit.status
+            else:
+                await channel.checked(CLEAR_TOKEN_SQL)
             return Success(applied.row_description, applied.raw_rows, applied.tag, status, change)
         except QueryFailed as failed:
             if hooks is not None:
@@ -205,6 +215,8 @@ class WriteExecutor:
             value = _failed_value(plan, error, new)
             return await self.fail(channel, in_block, api_error(error, table, value))
         except Unsupported as error:
+            if hooks is not None:
+                await self._journal.failed(hooks)
             return await self.fail(channel, in_block, unsupported_error(error))
         except BaseException:
             # E.g. the upstream connection was lost mid-statement: the transaction is
@@ -213,13 +225,24 @@ class WriteExecutor:
                 await self._journal.failed(hooks)
             raise
 
-    async def _current_xid(self, channel: UpstreamChannel, ledger: TxLedger, sql: str) -> int:
+    def use_guard_secret(self, secret: str) -> None:
+        """The guard was installed again (``proxy.guard.GuardKeeper``)."""
+        self._guard_secret = secret
+
+    def _token(self, table: SyncedTable) -> StatementParams:
+        """The guard's token for ``table`` (``proxy.guard``): set with the xid, cleared
+        before the client sends anything else."""
+        return text_params(self._guard_secret, table.qualified)
+
+    async def _current_xid(
+        self, channel: UpstreamChannel, ledger: TxLedger, sql: str, token: StatementParams
+    ) -> int:
         """The client transaction's xid, asked for every statement: a transaction can
         end and another begin without the proxy seeing a ReadyForQuery in between (a
         pipeline with COMMIT and BEGIN before its Sync, COMMIT AND CHAIN). A new xid
         means the ledger's entries belong to a transaction that has ended: they are
         handed to the journal, which resolves them by that transaction's verdict."""
-        xid = int((await channel.checked(sql)).rows[0][0] or b"0")
+        xid = int((await channel.checked(sql, token)).rows[0][0] or b"0")
         if ledger.xid is not None and ledger.xid != xid:
             previous, entries = ledger.end()
             self._journal.ended(previous, entries)
@@ -234,20 +257,15 @@ class WriteExecutor:
         old: list[Image],
         new: list[Image],
     ) -> ApiChange:
-        """Association rows: the pair is known before the call, so an INSERT is tried
-        locally first under a savepoint: a pair that already exists (or violates another
-        local constraint) fails with PostgreSQL's own error before the vendor is asked,
+        """Association rows: the dry run has already inserted the pairs into the real
+        table (and rolled back), so a pair that already exists (or violates another
+        local constraint) failed with PostgreSQL's own error before the vendor is asked,
         and compensation can never remove an association that existed before."""
-        if plan.kind != "delete":
-            if any(row.get("labels") for row in new):
-                raise Unsupported(
-                    f"labelled associations in {plan.table.display} are not supported yet",
-                    "Leave labels NULL: the default association is created.",
-                )
-            await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
-            await channel.checked(plan.apply, json_param(association_rows(plan.table, new)))
-            await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
-            await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
+        if plan.kind != "delete" and any(row.get("labels") for row in new):
+            raise Unsupported(
+                f"labelled associations in {plan.table.display} are not supported yet",
+                "Leave labels NULL: the default association is created.",
+            )
         return await vendor.associate(old, new)
 
     async def fail(
@@ -269,49 +287,80 @@ class WriteExecutor:
         plan: WritePlan,
         params: StatementParams,
     ) -> list[Image]:
+        """The client's statement on the real table, rolled back: PostgreSQL's new rows.
+        An INSERT's rows carry the guard's placeholder id (None here); one that gives
+        the id or a column the API sets a value is refused."""
         assert plan.dry_run is not None
         await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
-        for statement in plan.stage:
-            await channel.checked(statement)
-        new = images(await channel.checked(plan.dry_run, params))
+        result = await channel.checked(plan.dry_run, params)
         await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
         await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
+        new: list[Image] = []
+        for row in result.rows:
+            if row[0] is None:
+                continue
+            image = json.loads(row[0])
+            if plan.kind == "insert" and row[1] == b"t" and plan.table.ends is None:
+                _refuse_supplied_values(plan, image)
+                image[plan.table.id_column] = None
+            new.append(image)
         return new
 
-    async def _existing(
-        self, channel: UpstreamChannel, plan: WritePlan, new: list[Image]
-    ) -> list[Image]:
-        """ON CONFLICT DO UPDATE: lock and read the local rows the new rows conflict with."""
-        assert plan.conflict is not None
-        key = plan.conflict.key_column
-        keys = [str(row[key]) for row in new if row.get(key) is not None]
-        if not keys:
-            return []
-        result = await channel.checked(plan.conflict.select_existing, json_param(keys))
-        return images(result)
-
-    async def _resolve_conflicts(
-        self,
-        channel: UpstreamChannel,
-        plan: WritePlan,
-        params: StatementParams,
-        existing: list[Image],
-    ) -> list[Image]:
-        """Let PostgreSQL run the client's whole ON CONFLICT clause (SET expressions,
-        WHERE) on a staging copy holding the conflicting rows. Returns the rows the
-        statement inserts or updates, in order; rows it leaves alone are dropped.
-        Updated rows keep their id: the executor tells them apart by it."""
+    async def _upsert_dry_run(
+        self, channel: UpstreamChannel, plan: WritePlan, params: StatementParams
+    ) -> tuple[list[Image], list[Image]]:
+        """INSERT ... ON CONFLICT DO UPDATE: the dry run tells which existing rows the
+        clause updates; they are locked and the dry run repeated until it updates only
+        locked rows (another transaction may insert or delete a conflicting row in
+        between). Returns the new rows and the locked old images of the updated ones."""
         conflict = plan.conflict
         assert conflict is not None
-        await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
-        for statement in plan.stage:
-            await channel.checked(statement)
-        await channel.checked(conflict.seed[0])
-        await channel.checked(conflict.seed[1], json_param(existing))
-        result = await channel.checked(conflict.dry_run, params)
-        await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
-        await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
-        return [json.loads(row[0]) for row in result.rows if row[0] is not None]
+        id_column = plan.table.id_column
+        locked: dict[str, Image] = {}
+        for _ in range(UPSERT_ATTEMPTS):
+            new = await self._dry_run(channel, plan, params)
+            updated = {str(row[id_column]) for row in new if row[id_column] is not None}
+            missing = sorted(updated - locked.keys())
+            if not missing:
+                return new, [locked[ident] for ident in sorted(updated)]
+            result = await channel.checked(conflict.lock_existing, json_param(missing))
+            for image in images(result):
+                locked[str(image[id_column])] = image
+        raise Unsupported(
+            "the rows this INSERT ... ON CONFLICT updates kept changing while it ran",
+            "Retry the statement.",
+        )
+
+
+def _aggregated(result: Result) -> list[Image]:
+    """The old-images query's one row: a JSON array of images (NULL: none)."""
+    value = result.rows[0][0] if result.rows else None
+    return json.loads(value) if value is not None else []
+
+
+def _check_rejoined(plan: WritePlan, old: list[Image], new: list[Image]) -> None:
+    """UPDATE ... FROM re-evaluates its join in the dry run: it must update exactly the
+    rows that were locked, or the vendor and the table would disagree."""
+    id_column = plan.table.id_column
+    if {str(r[id_column]) for r in old} != {str(r[id_column]) for r in new}:
+        raise Unsupported(
+            f"the FROM list of this UPDATE of {plan.table.display} matched other rows when "
+            "evaluated again (its tables changed meanwhile, or it is volatile)",
+            "Retry the statement; or select the ids first and UPDATE ... WHERE id IN (...).",
+        )
+
+
+def _check_applied(plan: WritePlan, change: ApiChange, applied: Result) -> None:
+    """The local apply must change exactly the rows the vendor was told about."""
+    expected = len(change.payload)
+    count = applied.tag.rsplit(" ", 1)[-1]
+    if not count.isdigit() or int(count) == expected:
+        return
+    raise Unsupported(
+        f"the local {plan.kind.upper()} of {plan.table.display} changed {count} rows where "
+        f"{expected} were locked and sent to the vendor (a row-level security policy?)",
+        "Give the role policies that let it change every row it can lock (FOR UPDATE).",
+    )
 
 
 def _failed_value(plan: WritePlan, error: ApiError, new: list[Image]) -> object | None:
@@ -324,14 +373,17 @@ def _failed_value(plan: WritePlan, error: ApiError, new: list[Image]) -> object 
     return new[index].get(column)
 
 
-def _refuse_supplied_values(plan: WritePlan, new: list[Image]) -> None:
+def _refuse_supplied_values(plan: WritePlan, row: Image) -> None:
     """The API assigns the id and the read-only columns: an INSERT that gives one of
-    them a value (even positionally) is refused; naming it with NULL/DEFAULT is fine."""
+    them a value (even positionally) is refused; naming it with NULL/DEFAULT is fine
+    (the id then holds the guard's placeholder)."""
     table = plan.table
     named = plan.insert_columns or tuple(c.name for c in table.columns)
     for column in named:
-        assigned = column in table.read_only or column == table.id_column
-        if assigned and any(row.get(column) is not None for row in new):
+        if column == table.id_column:
+            if not is_pending_id(row.get(column)):
+                raise assigned_error(table, column)
+        elif column in table.read_only and row.get(column) is not None:
             raise assigned_error(table, column)
 
 

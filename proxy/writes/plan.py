@@ -4,11 +4,15 @@ expressions, casts, subqueries and ``$n`` parameters (in the client's own format
 behave exactly as they would without the proxy.
 
 * old images (UPDATE/DELETE): ``SELECT to_jsonb(t) ... FOR UPDATE OF t`` with the
-  statement's own FROM/USING and WHERE;
-* new images: INSERT runs into a temporary copy of the table (no id needed, no
-  triggers or uniqueness fired), UPDATE runs as-is; both with ``RETURNING to_jsonb``
-  inside a savepoint that is rolled back;
-* apply: after the API accepted the change, write the API's values with
+  statement's own FROM/USING and WHERE. This fixes the row set once: the statement's
+  WHERE is evaluated here and nowhere else (a volatile or concurrently changing WHERE
+  cannot select other rows later); the locked ids go to ``writeproxy.ids``;
+* new images: the client's own statement on the real table, inside a savepoint that
+  is rolled back, ``RETURNING to_jsonb``: an UPDATE by the locked ids, an INSERT with
+  the guard's placeholder id (``proxy.guard``). PostgreSQL checks everything it would
+  check — privileges, row-level security, constraints, foreign keys, triggers — for
+  the client's own role before any API call;
+* apply: after the API accepted the change, write the API's values by id with
   ``jsonb_populate_recordset`` and the client's own RETURNING list.
 
 Parsing builds pglast's Python AST, which is slow; plans are cached by statement text.
@@ -21,43 +25,59 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pglast import ast, parse_sql
+from pglast.enums import BoolExprType
 
 from proxy.writes.plan_conflict import Conflict, _plan_conflict
 from proxy.writes.plan_sql import (
     Unsupported,
     _column_names,
     _column_refs,
+    _parse_one,
     _present,
     _refuse_assigned,
-    _retarget_to_stage,
     _select_list,
     _target_ref,
     assigned_error,
     deparse,
 )
-from proxy.writes.tables import SyncedTable, quote_ident
+from proxy.writes.tables import SyncedTable, quote_ident, quote_literal
 
 Kind = Literal["insert", "update", "delete"]
 SOURCE = "writeproxy_src"
 SOURCE_ROW = "writeproxy_row"
 STAGE_SAVEPOINT = "writeproxy_dry_run"
+OLD_ROWS = "writeproxy_old"
+#: The ids the old-images query locked, for the UPDATE dry run (transaction local).
+IDS_SETTING = "writeproxy.ids"
+LOCKED_IDS = (
+    "SELECT pg_catalog.jsonb_array_elements_text("
+    f"pg_catalog.current_setting('{IDS_SETTING}')::jsonb)"
+)
 
 
 @dataclass(frozen=True)
 class WritePlan:
     kind: Kind
     table: SyncedTable
-    select_old: str | None  # UPDATE/DELETE: lock and read the target rows
-    stage: tuple[str, ...]  # INSERT: create the temporary copy the dry run writes to
-    dry_run: str | None  # INSERT/UPDATE: the new row images
+    #: UPDATE/DELETE: lock the target rows; one row: a JSON array of their images
+    #: (and, set aside, their ids in ``writeproxy.ids``).
+    select_old: str | None
+    #: INSERT/UPDATE: the new rows; each row: its image and whether it was inserted.
+    dry_run: str | None
     apply: str  # write the API's answer; $1 is a JSON array of rows (or ids)
     set_columns: frozenset[str]  # UPDATE: the columns the client assigns
     conflict: Conflict | None = None
     insert_columns: tuple[str, ...] | None = None  # INSERT: its column list (None: all)
+    #: UPDATE ... FROM: the dry run re-evaluates the join, and must find the locked rows.
+    rejoins: bool = False
 
 
 def _returning_json(ref: str) -> ast.ReturningClause:
-    return ast.ReturningClause(exprs=_select_list(f"SELECT to_jsonb({ref})"))
+    """The dry run's RETURNING: the new image, and whether the row is a new one (an
+    ON CONFLICT DO UPDATE returns the rows it updated too)."""
+    return ast.ReturningClause(
+        exprs=_select_list(f"SELECT to_jsonb({ref}), ({ref}.xmax::text = '0')")
+    )
 
 
 def _returning_sql(clause: ast.ReturningClause | None) -> str:
@@ -88,7 +108,7 @@ def plan_write(sql: str, table: SyncedTable) -> WritePlan:
     if _modifies_in_with(statement):
         raise Unsupported(*_refusal(ast.SelectStmt(), table))
     if isinstance(statement, ast.InsertStmt):
-        return _plan_insert(statement, table, sql)
+        return _plan_insert(statement, table)
     if isinstance(statement, ast.UpdateStmt):
         return _plan_update(statement, table)
     if isinstance(statement, ast.DeleteStmt):
@@ -145,15 +165,13 @@ def _refusal(statement: ast.Node, table: SyncedTable) -> tuple[str, str]:
     )
 
 
-def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> WritePlan:
+def _plan_insert(statement: ast.InsertStmt, table: SyncedTable) -> WritePlan:
     ref, alias = _target_ref(_present(statement.relation))
     # INSERT may name the id or a read-only column as long as the value is NULL/DEFAULT
     # (ORMs such as ActiveRecord list every column); the executor checks the values.
     insert_columns = tuple(_column_names(statement.cols)) or None
-    conflict = _plan_conflict(statement.onConflictClause, table, sql)
+    conflict = _plan_conflict(statement.onConflictClause, table)
     returning = _returning_sql(statement.returningClause)
-    _retarget_to_stage(statement, table)
-    statement.onConflictClause = None
     statement.returningClause = _returning_json(ref)
     dry_run = deparse(statement)
 
@@ -170,31 +188,14 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable, sql: str) -> Wri
         f"INSERT INTO {table.qualified}{alias} ({columns}) SELECT {columns} "
         f"FROM jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb){upsert}{returning}"
     )
-    stage_name = quote_ident(table.name)
-    # The columns the API or the proxy fills may be NULL in what the client sends.
-    present = {c.name for c in table.columns}
-    filled = sorted({table.id_column, *table.read_only, *table.sync_columns} & present)
-    stage = (
-        f"CREATE TEMPORARY TABLE {stage_name} (LIKE {table.qualified} INCLUDING DEFAULTS "
-        "INCLUDING CONSTRAINTS INCLUDING GENERATED)",
-        *(
-            [
-                f"ALTER TABLE pg_temp.{stage_name} "
-                + ", ".join(f"ALTER COLUMN {quote_ident(c)} DROP NOT NULL" for c in filled)
-            ]
-            if filled
-            else []
-        ),
-    )
-    return WritePlan(
-        "insert", table, None, stage, dry_run, apply, frozenset(), conflict, insert_columns
-    )
+    return WritePlan("insert", table, None, dry_run, apply, frozenset(), conflict, insert_columns)
 
 
 def _old_rows_sql(
     statement: ast.UpdateStmt | ast.DeleteStmt,
     extra_from: tuple[ast.Node, ...] | None,
     ref: str,
+    id_column: str,
 ) -> str:
     relation = _present(statement.relation)
     from_items = [deparse(relation), *(deparse(item) for item in extra_from or ())]
@@ -202,9 +203,15 @@ def _old_rows_sql(
     if isinstance(where, ast.CurrentOfExpr):
         raise Unsupported("WHERE CURRENT OF is not supported on synced tables")
     where_sql = f" WHERE {deparse(where)}" if where is not None else ""
+    with_sql = _with_sql(statement)
+    with_sql = f"{with_sql[:-1]}, " if with_sql else "WITH "
+    id_key = quote_literal(id_column)
     return (
-        f"{_with_sql(statement)}SELECT to_jsonb({ref}) FROM {', '.join(from_items)}"
-        f"{where_sql} FOR UPDATE OF {ref}"
+        f"{with_sql}{OLD_ROWS} AS MATERIALIZED (SELECT to_jsonb({ref}) AS image "
+        f"FROM {', '.join(from_items)}{where_sql} FOR UPDATE OF {ref}) "
+        f"SELECT (SELECT pg_catalog.jsonb_agg(image) FROM {OLD_ROWS}), "
+        f"pg_catalog.set_config('{IDS_SETTING}', COALESCE((SELECT "
+        f"pg_catalog.jsonb_agg(image -> {id_key}) FROM {OLD_ROWS}), '[]')::text, true)"
     )
 
 
@@ -231,9 +238,21 @@ def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
     _refuse_assigned(table, set_columns)
     has_from = bool(statement.fromClause)
     _check_returning_refs(statement.returningClause, ref, table, has_from)
-    select_old = _old_rows_sql(statement, statement.fromClause, ref)
+    select_old = _old_rows_sql(statement, statement.fromClause, ref, table.id_column)
     returning = _returning_sql(_target_star(statement.returningClause, ref, has_from))
     statement.returningClause = _returning_json(ref)
+    # The dry run updates exactly the locked rows; with FROM, the join still gives the
+    # SET expressions their other rows, and the executor checks it found them all.
+    locked = _parse_one(
+        f"SELECT 1 WHERE {ref}.{quote_ident(table.id_column)}::text IN ({LOCKED_IDS})"
+    )
+    assert isinstance(locked, ast.SelectStmt)
+    if has_from and statement.whereClause is not None:
+        statement.whereClause = ast.BoolExpr(
+            boolop=BoolExprType.AND_EXPR, args=(statement.whereClause, locked.whereClause)
+        )
+    else:
+        statement.whereClause = locked.whereClause
     dry_run = deparse(statement)
     # The new rows arrive as one composite column, so that nothing the client's
     # RETURNING list names unqualified can become ambiguous.
@@ -250,7 +269,9 @@ def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
         f"$1::jsonb) AS {SOURCE_ROW}) AS {SOURCE} "
         f"WHERE {ref}.{id_column} = {source}.{id_column}{returning}"
     )
-    return WritePlan("update", table, select_old, (), dry_run, apply, frozenset(set_columns))
+    return WritePlan(
+        "update", table, select_old, dry_run, apply, frozenset(set_columns), rejoins=has_from
+    )
 
 
 def _target_star(
@@ -280,7 +301,7 @@ def _target_star(
 def _plan_delete(statement: ast.DeleteStmt, table: SyncedTable) -> WritePlan:
     ref, alias = _target_ref(_present(statement.relation))
     _check_returning_refs(statement.returningClause, ref, table, bool(statement.usingClause))
-    select_old = _old_rows_sql(statement, statement.usingClause, ref)
+    select_old = _old_rows_sql(statement, statement.usingClause, ref, table.id_column)
     if table.ends is None:
         key = f"{ref}.{quote_ident(table.id_column)}::text"
         keys = "SELECT jsonb_array_elements_text($1::jsonb)"
@@ -292,7 +313,7 @@ def _plan_delete(statement: ast.DeleteStmt, table: SyncedTable) -> WritePlan:
         f"DELETE FROM {table.qualified}{alias} WHERE {key} IN ({keys})"
         f"{_returning_sql(statement.returningClause)}"
     )
-    return WritePlan("delete", table, select_old, (), None, apply, frozenset())
+    return WritePlan("delete", table, select_old, None, apply, frozenset())
 
 
 def _check_association(statement: ast.Node, table: SyncedTable) -> None:
@@ -310,6 +331,7 @@ def _check_association(statement: ast.Node, table: SyncedTable) -> None:
 
 
 __all__ = [
+    "IDS_SETTING",
     "SOURCE",
     "SOURCE_ROW",
     "STAGE_SAVEPOINT",

@@ -73,23 +73,6 @@ def _column_refs(node: object) -> list[ast.ColumnRef]:
     return found
 
 
-def _retarget_to_stage(statement: ast.InsertStmt, table: SyncedTable) -> None:
-    """Point an INSERT at the staging copy ``pg_temp.<name>``, keeping its alias, and
-    unqualify references the statement makes to the table by its schema."""
-    statement.relation = ast.RangeVar(
-        schemaname="pg_temp",
-        relname=table.name,
-        inh=True,
-        relpersistence="t",
-        alias=_present(statement.relation).alias,
-    )
-    for node in _column_refs(statement.onConflictClause):
-        fields = _present(node.fields)
-        names = [getattr(f, "sval", None) for f in fields]
-        if len(names) == 3 and names[:2] == [table.schema, table.name]:
-            node.fields = fields[1:]
-
-
 def assigned_error(table: SyncedTable, column: str) -> Unsupported:
     """Why the client may not write ``column`` (the id, or one the API sets)."""
     if column == table.id_column:

@@ -100,6 +100,8 @@ class SyncedTables:
     #: Views and rule-bearing relations whose rules reference a synced table: a write
     #: to them would reach the synced table behind the proxy's back.
     dependents: dict[tuple[str, str], SyncedTable] = field(default_factory=dict)
+    #: The guard's secret (``proxy.guard``), installed by the supervisor at startup.
+    guard_secret: str = ""
 
     def get(self, schema: str, name: str) -> SyncedTable | None:
         return self.tables.get((schema, name))
@@ -132,6 +134,15 @@ def quote_ident(name: str) -> str:
     ):
         return name
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A string literal that reads the same whatever ``standard_conforming_strings``
+    the session has (as PostgreSQL's own quote_literal writes it)."""
+    quoted = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return "'" + quoted + "'"
 
 
 def split_qualified(name: str) -> tuple[str, str]:

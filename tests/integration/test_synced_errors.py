@@ -122,7 +122,9 @@ async def test_duplicate_email_asyncpg(hs: Harness) -> None:
     conn = await asyncpg.connect(hs.url)
     try:
         with pytest.raises(asyncpg.UniqueViolationError) as info:
-            await conn.execute("INSERT INTO hubspot.contact (email) VALUES ($1)", "ada@example.com")
+            # Another case: the local constraint lets it through, the vendor (whose
+            # emails are case-insensitive) rejects it with the existing id.
+            await conn.execute("INSERT INTO hubspot.contact (email) VALUES ($1)", "Ada@example.com")
         assert ada in (info.value.detail or "")
         assert await conn.fetchval("SELECT count(*) FROM hubspot.contact") == 1
     finally:

@@ -65,19 +65,20 @@ def test_signup_transaction_commits_both(hs: Harness) -> None:
     assert hs.local("SELECT id, user_id FROM hubspot.contact") == [(contact_id, user_id)]
 
 
-def test_duplicate_email_is_unique_violation_with_existing_id(hs: Harness) -> None:
+def test_duplicate_email_is_postgresqls_own_unique_violation_before_any_api_call(
+    hs: Harness,
+) -> None:
     with psycopg.connect(hs.url, autocommit=True) as conn:
-        first = conn.execute(
-            "INSERT INTO hubspot.contact (email) VALUES ('dup@example.com') RETURNING id"
-        ).fetchone()[0]  # type: ignore[index]
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('dup@example.com')")
+        hs.sandbox.http.delete("/_sandbox/requests")
         with pytest.raises(psycopg.errors.UniqueViolation) as info:
             conn.execute("INSERT INTO hubspot.contact (email) VALUES ('dup@example.com')")
+        assert hs.sandbox.vendor_requests() == []  # PostgreSQL decided first
         diag = info.value.diag
-        assert first in (diag.message_detail or "")
-        assert (diag.message_detail or "").startswith("Key (email)=(dup@example.com) already")
+        assert diag.message_detail == "Key (email)=(dup@example.com) already exists."
         assert (diag.schema_name, diag.table_name) == ("hubspot", "contact")
         # ORMs (Prisma's P2002 target) read the constraint, as PostgreSQL names it.
-        assert (diag.column_name, diag.constraint_name) == ("email", "contact_email_key")
+        assert diag.constraint_name == "contact_email_key"
         # The session is usable afterwards, as after any failed autocommit statement.
         assert conn.execute("SELECT 1").fetchone() == (1,)
     with psycopg.connect(hs.url) as conn:

@@ -158,8 +158,7 @@ def test_rollback_does_not_clobber_what_someone_else_changed_since(hs: Harness) 
     assert [c[1] for c in conflicts(hs.direct_url)] == ["update"]
     # The vendor is the truth for a value someone else set: bring the local row along,
     # as the sync would, so the drift check holds.
-    with psycopg.connect(hs.direct_url, autocommit=True) as conn:
-        conn.execute("UPDATE hubspot.contact SET company = 'Theirs', phone = '2'")
+    hs.local("UPDATE hubspot.contact SET company = 'Theirs', phone = '2' RETURNING id")
 
 
 def test_delete_rolled_back_never_reaches_the_vendor(hs: Harness) -> None:
@@ -595,8 +594,18 @@ def test_a_locked_journal_fails_the_statement_before_the_vendor_call(hs: Harness
 
 
 def test_a_dropped_journal_is_created_again(hs: Harness) -> None:
+    """Dropping the proxy's schema drops the guard triggers with their function: the
+    recovery loop installs them again; until then an INSERT fails before any API call
+    (its dry run has no placeholder id), and nothing is sent."""
     with psycopg.connect(hs.direct_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA writeproxy CASCADE")
+    deadline = time.monotonic() + 15
+    while hs.local(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'hubspot.contact'::regclass "
+        "AND tgname LIKE '%%writeproxy_guard%%'"
+    ) != [(2,)]:
+        assert time.monotonic() < deadline, "the guard was not installed again"
+        time.sleep(0.2)
     with psycopg.connect(hs.url) as conn:
         signup(conn, "ada@example.com")
         conn.rollback()

@@ -13,6 +13,7 @@ import pytest
 from proxy.backend.channel import QueryFailed, Result
 from proxy.backend.params import NO_PARAMS, StatementParams
 from proxy.connectors.base import ApiError, ApiObject, ErrorKind
+from proxy.guard import PENDING_ID_PREFIX
 from proxy.wire.messages.error_response import PgError
 from proxy.wire.messages.ready_for_query import FAILED_TRANSACTION, IDLE, IN_TRANSACTION
 from proxy.writes.executor import CURRENT_XID_SQL, OWN_BLOCK_XID_SQL, WriteExecutor
@@ -33,8 +34,8 @@ class FakeChannel:
         self, plan: WritePlan, *, images: Sequence[Mapping[str, Any]] = (), fail: str = ""
     ) -> None:
         self.sql: list[str] = []
-        self._reads = {plan.select_old, plan.dry_run}
-        self._images = [json.dumps(dict(i)).encode() for i in images]
+        self._plan = plan
+        self._images = [dict(i) for i in images]
         self._fail = fail
         self._aborted = False
 
@@ -50,8 +51,16 @@ class FakeChannel:
             return Result(tag=sql, status=IDLE)
         if sql in (CURRENT_XID_SQL, OWN_BLOCK_XID_SQL):
             return Result(rows=[[b"4242", b""]], status=status)
-        if sql in self._reads:  # old images and dry runs
-            return Result(rows=[[image] for image in self._images], status=status)
+        if sql == self._plan.select_old:  # one row: the JSON array of the old images
+            return Result(rows=[[json.dumps(self._images).encode(), b""]], status=status)
+        if sql == self._plan.dry_run:  # image, inserted; new rows carry the placeholder
+            rows = [
+                [json.dumps({**i, "id": i["id"] or f"{PENDING_ID_PREFIX}1"}).encode(), b"t"]
+                if self._plan.kind == "insert"
+                else [json.dumps(i).encode(), b"f"]
+                for i in self._images
+            ]
+            return Result(rows=rows, status=status)
         if sql.startswith(("INSERT", "UPDATE", "DELETE", "WITH")):
             return Result(tag="INSERT 0 1", raw_rows=[b"\x00\x00"], status=status)
         return Result(status=status)
@@ -201,7 +210,7 @@ async def test_api_rejection_rolls_back_and_maps_the_error() -> None:
     assert outcome.error.extra["constraint_name"] == "contact_email_key"
     assert outcome.error.detail is not None and "(ada@example.com)" in outcome.error.detail
     assert channel.sql[-1] == "ROLLBACK"
-    assert not any(s.startswith("INSERT INTO hubspot.contact") for s in channel.sql)
+    assert plan(INSERT).apply not in channel.sql  # nothing applied
     assert journal.failed_ids == [42421] and ledger.entry_ids == []
 
 
@@ -211,7 +220,7 @@ async def test_local_failure_after_the_api_hands_the_entries_back_at_once() -> N
         INSERT,
         True,
         images=[ROW],
-        fail="INSERT INTO hubspot.contact",
+        fail=plan(INSERT).apply,  # the local apply, after the API call
         journal=journal,
         ledger=ledger,
     )

@@ -37,14 +37,31 @@ WRITABLE = (
     "_sync_inserted_at, _sync_updated_at, _updated_at"
 )
 POPULATE = "jsonb_populate_recordset(NULL::hubspot.contact, $1::jsonb)"
-STAGE = (
-    "CREATE TEMPORARY TABLE contact (LIKE hubspot.contact INCLUDING DEFAULTS "
-    "INCLUDING CONSTRAINTS INCLUDING GENERATED)",
-    "ALTER TABLE pg_temp.contact ALTER COLUMN _sync_inserted_at DROP NOT NULL, "
-    "ALTER COLUMN _sync_updated_at DROP NOT NULL, ALTER COLUMN _updated_at DROP NOT NULL, "
-    "ALTER COLUMN createdate DROP NOT NULL, ALTER COLUMN id DROP NOT NULL, "
-    "ALTER COLUMN lastmodifieddate DROP NOT NULL",
-)
+
+
+def returned(ref: str) -> str:
+    """The dry run's RETURNING list: the new image and whether the row is new."""
+    return f"RETURNING to_jsonb({ref}), CAST({ref}.xmax AS text) = '0'"
+
+
+def old_rows(ref: str, rest: str, with_: str = "", id_column: str = "id") -> str:
+    """The old-images query: lock the rows once, one JSON array, their ids set aside."""
+    return (
+        f"WITH {with_}writeproxy_old AS MATERIALIZED (SELECT to_jsonb({ref}) AS image "
+        f"FROM {rest} FOR UPDATE OF {ref}) SELECT (SELECT pg_catalog.jsonb_agg(image) "
+        "FROM writeproxy_old), pg_catalog.set_config('writeproxy.ids', COALESCE((SELECT "
+        f"pg_catalog.jsonb_agg(image -> '{id_column}') FROM writeproxy_old), '[]')::text, true)"
+    )
+
+
+def locked(ref: str) -> str:
+    """The UPDATE dry run's condition: exactly the locked rows."""
+    return (
+        f"CAST({ref}.id AS text) IN (SELECT pg_catalog.jsonb_array_elements_text("
+        "CAST(pg_catalog.current_setting('writeproxy.ids') AS jsonb)))"
+    )
+
+
 UPSERT_ON_ID = (
     " ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, firstname = EXCLUDED.firstname, "
     "user_id = EXCLUDED.user_id, createdate = EXCLUDED.createdate, "
@@ -118,9 +135,8 @@ def test_insert_with_parameters_and_returning(contact: SyncedTable) -> None:
         kind="insert",
         table=contact,
         select_old=None,
-        stage=STAGE,
-        dry_run="INSERT INTO pg_temp.contact (email, firstname) VALUES ($1, upper($2)) "
-        "RETURNING to_jsonb(contact)",
+        dry_run="INSERT INTO hubspot.contact (email, firstname) VALUES ($1, upper($2)) "
+        + returned("contact"),
         apply=f"INSERT INTO hubspot.contact ({WRITABLE}) SELECT {WRITABLE} FROM {POPULATE} "
         "RETURNING id, email",
         set_columns=frozenset(),
@@ -132,7 +148,7 @@ def test_insert_with_parameters_and_returning(contact: SyncedTable) -> None:
 def test_insert_without_column_list_or_returning(contact: SyncedTable) -> None:
     plan = plan_write("INSERT INTO hubspot.contact DEFAULT VALUES", contact)
     assert plan.insert_columns is None
-    assert plan.dry_run == "INSERT INTO pg_temp.contact DEFAULT VALUES RETURNING to_jsonb(contact)"
+    assert plan.dry_run == "INSERT INTO hubspot.contact DEFAULT VALUES " + returned("contact")
     assert (
         plan.apply == f"INSERT INTO hubspot.contact ({WRITABLE}) SELECT {WRITABLE} FROM {POPULATE}"
     )
@@ -145,8 +161,8 @@ def test_insert_multi_row_select_and_alias(contact: SyncedTable) -> None:
         contact,
     )
     assert plan.dry_run == (
-        "INSERT INTO pg_temp.contact AS c (email) SELECT u.email FROM public.users AS u "
-        "RETURNING to_jsonb(c)"
+        "INSERT INTO hubspot.contact AS c (email) SELECT u.email FROM public.users AS u "
+        + returned("c")
     )
     assert plan.apply.startswith(f"INSERT INTO hubspot.contact AS c ({WRITABLE}) SELECT")
     assert plan.apply.endswith(" RETURNING c.id, *")
@@ -161,8 +177,8 @@ def test_insert_may_name_api_columns_the_executor_checks_their_values(
     )
     assert plan.insert_columns == ("id", "email", "createdate")
     assert plan.dry_run == (
-        "INSERT INTO pg_temp.contact (id, email, createdate) VALUES (NULL, 'a', DEFAULT) "
-        "RETURNING to_jsonb(contact)"
+        "INSERT INTO hubspot.contact (id, email, createdate) VALUES (NULL, 'a', DEFAULT) "
+        + returned("contact")
     )
 
 
@@ -172,21 +188,17 @@ def test_insert_with_a_cte_keeps_it_in_the_dry_run(contact: SyncedTable) -> None
         contact,
     )
     assert plan.dry_run == (
-        "WITH v(e) AS (VALUES ('a@b.c')) INSERT INTO pg_temp.contact (email) SELECT e FROM v "
-        "RETURNING to_jsonb(contact)"
+        "WITH v(e) AS (VALUES ('a@b.c')) INSERT INTO hubspot.contact (email) SELECT e FROM v "
+        + returned("contact")
     )
 
 
-def test_stage_without_api_filled_columns_has_no_alter() -> None:
+def test_insert_into_a_quoted_table_runs_on_the_real_table() -> None:
     company = company_table()
     plan = plan_write("insert into crm.\"Company\" (name) values ('Acme')", company)
-    assert plan.stage == (
-        'CREATE TEMPORARY TABLE "Company" (LIKE crm."Company" INCLUDING DEFAULTS '
-        "INCLUDING CONSTRAINTS INCLUDING GENERATED)",
-        'ALTER TABLE pg_temp."Company" ALTER COLUMN hs_id DROP NOT NULL',
-    )
     assert plan.dry_run == (
-        'INSERT INTO pg_temp."Company" (name) VALUES (\'Acme\') RETURNING to_jsonb("Company")'
+        'INSERT INTO crm."Company" (name) VALUES (\'Acme\') RETURNING to_jsonb("Company"), '
+        "CAST(\"Company\".xmax AS text) = '0'"
     )
 
 
@@ -199,9 +211,10 @@ def test_on_conflict_do_nothing_on_the_upsert_key(contact: SyncedTable) -> None:
         contact,
     )
     assert plan.conflict == Conflict("email", "nothing")
-    # The dry run drops the clause: the staging copy has no rows to conflict with.
+    # The dry run keeps the clause: PostgreSQL skips the rows it has already.
     assert plan.dry_run == (
-        "INSERT INTO pg_temp.contact (email) VALUES ($1) RETURNING to_jsonb(contact)"
+        "INSERT INTO hubspot.contact (email) VALUES ($1) ON CONFLICT (email) DO NOTHING "
+        + returned("contact")
     )
     assert plan.apply == (
         f"INSERT INTO hubspot.contact ({WRITABLE}) SELECT {WRITABLE} FROM {POPULATE}" + UPSERT_ON_ID
@@ -224,9 +237,9 @@ def test_on_conflict_do_update(contact: SyncedTable) -> None:
         contact,
     )
     assert plan.kind == "insert"
-    assert (
-        plan.dry_run
-        == "INSERT INTO pg_temp.contact AS c (email) VALUES ('a') RETURNING to_jsonb(c)"
+    assert plan.dry_run == (
+        "INSERT INTO hubspot.contact AS c (email) VALUES ('a') ON CONFLICT (email) "
+        "DO UPDATE SET firstname = excluded.firstname WHERE c.user_id IS NULL " + returned("c")
     )
     assert plan.apply == (
         f"INSERT INTO hubspot.contact AS c ({WRITABLE}) SELECT {WRITABLE} FROM {POPULATE}"
@@ -236,19 +249,12 @@ def test_on_conflict_do_update(contact: SyncedTable) -> None:
     assert plan.conflict == Conflict(
         key_column="email",
         action="update",
-        select_existing="SELECT to_jsonb(t) FROM hubspot.contact AS t WHERE t.email::text "
-        "IN (SELECT jsonb_array_elements_text($1::jsonb)) FOR UPDATE OF t",
-        seed=(
-            "CREATE UNIQUE INDEX ON pg_temp.contact (email)",
-            f"INSERT INTO pg_temp.contact ({WRITABLE}) SELECT {WRITABLE} FROM {POPULATE}",
-        ),
-        dry_run="INSERT INTO pg_temp.contact AS c (email) VALUES ('a') ON CONFLICT (email) "
-        "DO UPDATE SET firstname = excluded.firstname WHERE c.user_id IS NULL "
-        "RETURNING to_jsonb(c), CAST(c.xmax AS text) = '0'",
+        lock_existing="SELECT to_jsonb(t) FROM hubspot.contact AS t WHERE t.id::text "
+        "IN (SELECT pg_catalog.jsonb_array_elements_text($1::jsonb)) FOR UPDATE OF t",
     )
 
 
-def test_on_conflict_do_update_unqualifies_schema_qualified_references(
+def test_on_conflict_do_update_keeps_schema_qualified_references(
     contact: SyncedTable,
 ) -> None:
     plan = plan_write(
@@ -256,11 +262,9 @@ def test_on_conflict_do_update_unqualifies_schema_qualified_references(
         "DO UPDATE SET firstname = hubspot.contact.firstname || 'x'",
         contact,
     )
-    assert plan.conflict is not None
-    assert plan.conflict.dry_run == (
-        "INSERT INTO pg_temp.contact (email) VALUES ('a') ON CONFLICT (email) "
-        "DO UPDATE SET firstname = contact.firstname || 'x' "
-        "RETURNING to_jsonb(contact), CAST(contact.xmax AS text) = '0'"
+    assert plan.dry_run == (
+        "INSERT INTO hubspot.contact (email) VALUES ('a') ON CONFLICT (email) "
+        "DO UPDATE SET firstname = hubspot.contact.firstname || 'x' " + returned("contact")
     )
 
 
@@ -280,11 +284,10 @@ def test_on_conflict_on_constraint_names_the_upsert_keys_unique_constraint(
     )
     assert update.conflict is not None
     assert update.conflict.key_column == "email"
-    # The staging copy's unique index is not called contact_email_key.
-    assert update.conflict.dry_run == (
-        "INSERT INTO pg_temp.contact (email) VALUES ('a') ON CONFLICT (email) "
-        "DO UPDATE SET firstname = 'x' "
-        "RETURNING to_jsonb(contact), CAST(contact.xmax AS text) = '0'"
+    # The dry run runs on the real table, whose constraint it names.
+    assert update.dry_run == (
+        "INSERT INTO hubspot.contact (email) VALUES ('a') ON CONFLICT ON CONSTRAINT "
+        "contact_email_key DO UPDATE SET firstname = 'x' " + returned("contact")
     )
 
 
@@ -348,11 +351,10 @@ def test_update_with_where_and_returning_star(contact: SyncedTable) -> None:
     assert plan == WritePlan(
         kind="update",
         table=contact,
-        select_old="SELECT to_jsonb(contact) FROM hubspot.contact WHERE email LIKE '%@a' "
-        "FOR UPDATE OF contact",
-        stage=(),
-        dry_run="UPDATE hubspot.contact SET firstname = $1 WHERE email LIKE '%@a' "
-        "RETURNING to_jsonb(contact)",
+        select_old=old_rows("contact", "hubspot.contact WHERE email LIKE '%@a'"),
+        # The WHERE was evaluated once, when locking: the dry run takes the locked rows.
+        dry_run=f"UPDATE hubspot.contact SET firstname = $1 WHERE {locked('contact')} "
+        + returned("contact"),
         apply=apply_update("contact", returning=" RETURNING contact.*"),
         set_columns=frozenset({"firstname"}),
     )
@@ -360,7 +362,7 @@ def test_update_with_where_and_returning_star(contact: SyncedTable) -> None:
 
 def test_update_without_where_or_returning(contact: SyncedTable) -> None:
     plan = plan_write("UPDATE hubspot.contact SET firstname = 'x', user_id = 2", contact)
-    assert plan.select_old == "SELECT to_jsonb(contact) FROM hubspot.contact FOR UPDATE OF contact"
+    assert plan.select_old == old_rows("contact", "hubspot.contact")
     assert plan.set_columns == {"firstname", "user_id"}
     assert plan.apply == apply_update("contact")
 
@@ -371,13 +373,15 @@ def test_update_from_with_alias(contact: SyncedTable) -> None:
         "where u.cid = c.id returning c.*, c.email",
         contact,
     )
-    assert plan.select_old == (
-        "SELECT to_jsonb(c) FROM hubspot.contact AS c, public.users AS u WHERE u.cid = c.id "
-        "FOR UPDATE OF c"
+    assert plan.select_old == old_rows(
+        "c", "hubspot.contact AS c, public.users AS u WHERE u.cid = c.id"
     )
+    # With FROM the join stays (the SET expressions read it); the executor checks that
+    # it finds exactly the locked rows.
+    assert plan.rejoins
     assert plan.dry_run == (
         "UPDATE hubspot.contact AS c SET firstname = u.name FROM public.users AS u "
-        "WHERE u.cid = c.id RETURNING to_jsonb(c)"
+        f"WHERE u.cid = c.id AND {locked('c')} " + returned("c")
     )
     assert plan.apply == apply_update("c", " AS c", " RETURNING c.*, c.email")
 
@@ -386,10 +390,7 @@ def test_update_with_cte_reads_old_rows_with_it(contact: SyncedTable) -> None:
     plan = plan_write(
         "with x as (select 1 as n) update hubspot.contact set user_id = x.n from x", contact
     )
-    assert plan.select_old == (
-        "WITH x AS (SELECT 1 AS n) SELECT to_jsonb(contact) FROM hubspot.contact, x "
-        "FOR UPDATE OF contact"
-    )
+    assert plan.select_old == old_rows("contact", "hubspot.contact, x", "x AS (SELECT 1 AS n), ")
 
 
 @pytest.mark.parametrize(
@@ -471,9 +472,7 @@ def test_delete_by_parameter_with_returning(contact: SyncedTable) -> None:
     assert plan == WritePlan(
         kind="delete",
         table=contact,
-        select_old="SELECT to_jsonb(contact) FROM hubspot.contact WHERE id = $1 "
-        "FOR UPDATE OF contact",
-        stage=(),
+        select_old=old_rows("contact", "hubspot.contact WHERE id = $1"),
         dry_run=None,
         apply="DELETE FROM hubspot.contact WHERE contact.id::text IN "
         "(SELECT jsonb_array_elements_text($1::jsonb)) RETURNING email",
@@ -487,9 +486,8 @@ def test_delete_using_with_alias_and_cte(contact: SyncedTable) -> None:
         "where c.user_id = u.id returning c.email",
         contact,
     )
-    assert plan.select_old == (
-        "WITH u AS (SELECT 1 AS id) SELECT to_jsonb(c) FROM hubspot.contact AS c, u "
-        "WHERE c.user_id = u.id FOR UPDATE OF c"
+    assert plan.select_old == old_rows(
+        "c", "hubspot.contact AS c, u WHERE c.user_id = u.id", "u AS (SELECT 1 AS id), "
     )
     assert plan.apply == (
         "DELETE FROM hubspot.contact AS c WHERE c.id::text IN "
@@ -499,9 +497,7 @@ def test_delete_using_with_alias_and_cte(contact: SyncedTable) -> None:
 
 def test_delete_with_a_custom_id_column_and_quoted_name() -> None:
     plan = plan_write('delete from crm."Company"', company_table())
-    assert plan.select_old == (
-        'SELECT to_jsonb("Company") FROM crm."Company" FOR UPDATE OF "Company"'
-    )
+    assert plan.select_old == old_rows('"Company"', 'crm."Company"', id_column="hs_id")
     assert plan.apply == (
         'DELETE FROM crm."Company" WHERE "Company".hs_id::text IN '
         "(SELECT jsonb_array_elements_text($1::jsonb))"
@@ -520,11 +516,8 @@ def test_association_insert_and_delete() -> None:
         table,
     )
     assert insert.dry_run == (
-        "INSERT INTO pg_temp.associations_contact_deal (contact_id, deal_id) VALUES ($1, $2) "
-        "RETURNING to_jsonb(associations_contact_deal)"
-    )
-    assert insert.stage[1] == (
-        "ALTER TABLE pg_temp.associations_contact_deal ALTER COLUMN _sync_inserted_at DROP NOT NULL"
+        "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) VALUES ($1, $2) "
+        + returned("associations_contact_deal")
     )
     delete = plan_write(
         "delete from hubspot.associations_contact_deal a where a.contact_id = $1", table
@@ -665,11 +658,10 @@ def keyword_table() -> SyncedTable:
 
 
 def generated_sql(plan: WritePlan) -> list[str]:
-    statements = [*plan.stage, plan.apply]
+    statements = [plan.apply]
     statements += [s for s in (plan.select_old, plan.dry_run) if s is not None]
-    if plan.conflict is not None:
-        statements += [*plan.conflict.seed]
-        statements += [s for s in (plan.conflict.select_existing, plan.conflict.dry_run) if s]
+    if plan.conflict is not None and plan.conflict.lock_existing:
+        statements.append(plan.conflict.lock_existing)
     return statements
 
 
