@@ -67,6 +67,9 @@ def _definitions(schema: str) -> list[str]:
         )
         """,
         f"REVOKE ALL ON {s}.guard FROM PUBLIC",
+        # Every role that writes a synced table runs the trigger, which calls into this
+        # schema (the journal's tables in it stay private to the proxy's role).
+        f"GRANT USAGE ON SCHEMA {s} TO PUBLIC",
         # Who is writing: 'proxy' (the write path, for this table), 'sync' (a sync
         # role), or NULL. SECURITY DEFINER so that any role can ask without reading
         # the secret; the caller's role is passed in (current_user here is the owner).

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +98,17 @@ def settle(direct_url: str, timeout: float = 10.0) -> None:
         )
 
 
+def settle_or_report(direct_url: str, timeout: float, *proxies: ProxyProcess) -> None:
+    """``settle``; when it cannot, fail with the proxies' last journal log lines."""
+    try:
+        settle(direct_url, timeout)
+    except AssertionError as failed:
+        journal_lines = [
+            line for proxy in proxies for line in proxy.log().splitlines() if "journal" in line
+        ]
+        raise AssertionError(f"{failed}\nproxy log lines: {journal_lines[-40:]}") from None
+
+
 def conflicts(direct_url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(direct_url, autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('writeproxy.journal')").fetchone() == (None,):
@@ -142,3 +156,40 @@ def harness(proxy: ProxyProcess, direct_url: str, sandbox: Sandbox) -> Iterator[
     clean(direct_url, sandbox)
     yield Harness(proxy, direct_url, sandbox)
     assert_no_drift(direct_url, sandbox)
+
+
+# -- randomized runs -------------------------------------------------------------------
+
+
+def run_seed(default: int) -> int:
+    """A randomized test's seed: fixed (``default``) so that a failure can be replayed,
+    WRITEPROXY_TEST_SEED overrides it; printed (pytest shows it with a failure)."""
+    seed = int(os.environ.get("WRITEPROXY_TEST_SEED", str(default)))
+    print(f"seed {seed}")
+    return seed
+
+
+class Run:
+    """Shared state of a randomized run over several sessions: the proxy's URL while it
+    is up, the budget of transactions, counters of what happened."""
+
+    def __init__(self, url: str, seed: int, transactions: int) -> None:
+        self.url = url
+        self.seed = seed
+        self.transactions = transactions
+        self.lock = threading.Lock()
+        self.started = 0
+        self.up = threading.Event()
+        self.up.set()
+        self.outcomes: Counter[str] = Counter()
+
+    def next_index(self) -> int | None:
+        with self.lock:
+            if self.started >= self.transactions:
+                return None
+            self.started += 1
+            return self.started
+
+    def note(self, what: str) -> None:
+        with self.lock:
+            self.outcomes[what] += 1

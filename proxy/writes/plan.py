@@ -253,15 +253,27 @@ def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
         )
     else:
         statement.whereClause = locked.whereClause
+    # The apply writes the client's columns and those the API and the proxy fill: the
+    # dry run assigns the latter their own values, so that PostgreSQL checks the
+    # role's column privileges for every column the apply will write, before the API.
+    applied = [
+        c
+        for c in table.writable_columns
+        if c != table.id_column
+        and (c in set_columns or c in table.read_only or c in table.sync_columns)
+    ]
+    kept = [c for c in applied if c not in set_columns]
+    if kept:
+        same = _parse_one(
+            "UPDATE t SET " + ", ".join(f"{quote_ident(c)} = {quote_ident(c)}" for c in kept)
+        )
+        assert isinstance(same, ast.UpdateStmt)
+        statement.targetList = (*_present(statement.targetList), *_present(same.targetList))
     dry_run = deparse(statement)
     # The new rows arrive as one composite column, so that nothing the client's
     # RETURNING list names unqualified can become ambiguous.
     source = f"({SOURCE}.{SOURCE_ROW})"
-    assignments = ", ".join(
-        f"{quote_ident(c)} = {source}.{quote_ident(c)}"
-        for c in table.writable_columns
-        if c != table.id_column
-    )
+    assignments = ", ".join(f"{quote_ident(c)} = {source}.{quote_ident(c)}" for c in applied)
     id_column = quote_ident(table.id_column)
     apply = (
         f"UPDATE {table.qualified}{alias} SET {assignments} "

@@ -14,14 +14,13 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
 from tests.support import ProxyProcess, Sandbox
-from tests.synced import Harness, conflicts, harness
+from tests.synced import Harness, Run, conflicts, harness, run_seed, settle_or_report
 
 SESSIONS = 4
 TRANSACTIONS = 240  # in all, across the sessions
@@ -31,30 +30,6 @@ KILL_AFTER = TRANSACTIONS // 2
 @pytest.fixture
 def hs(synced_proxy: ProxyProcess, synced_url: str, sandbox: Sandbox) -> Iterator[Harness]:
     yield from harness(synced_proxy, synced_url, sandbox)
-
-
-class Run:
-    """Shared state of the run: the proxy's URL while it is up, counters, the log."""
-
-    def __init__(self, url: str, seed: int) -> None:
-        self.url = url
-        self.seed = seed
-        self.lock = threading.Lock()
-        self.started = 0
-        self.up = threading.Event()
-        self.up.set()
-        self.outcomes: Counter[str] = Counter()
-
-    def next_index(self) -> int | None:
-        with self.lock:
-            if self.started >= TRANSACTIONS:
-                return None
-            self.started += 1
-            return self.started
-
-    def note(self, what: str) -> None:
-        with self.lock:
-            self.outcomes[what] += 1
 
 
 def _existing(conn: psycopg.Connection, rng: random.Random) -> str | None:
@@ -158,10 +133,9 @@ def test_random_transactions_with_faults_and_a_proxy_kill_end_without_drift(
     hs: Harness,
     killable: tuple[ProxyProcess, Callable[[], ProxyProcess]],
 ) -> None:
-    seed = int(os.environ.get("WRITEPROXY_TEST_SEED", "20261130"))
-    print(f"seed {seed}")
+    seed = run_seed(20261130)
     proxy, start = killable
-    run = Run(proxy.url(db="synced"), seed)
+    run = Run(proxy.url(db="synced"), seed, TRANSACTIONS)
     threads = [
         threading.Thread(target=_session, args=(i, run, hs.sandbox), daemon=True)
         for i in range(SESSIONS)
@@ -179,16 +153,7 @@ def test_random_transactions_with_faults_and_a_proxy_kill_end_without_drift(
     assert not any(thread.is_alive() for thread in threads)
     hs.sandbox.http.delete("/_sandbox/faults").raise_for_status()
     print(dict(run.outcomes))
-    try:
-        hs.settle(timeout=30)
-    except AssertionError as failed:
-        journal_lines = [
-            line
-            for log in (proxy.log_path.read_text(), hs.proxy.log())
-            for line in log.splitlines()
-            if "journal" in line
-        ]
-        raise AssertionError(f"{failed}\nproxy log lines: {journal_lines[-40:]}") from None
+    settle_or_report(hs.direct_url, 30, proxy, hs.proxy)
     # Zero duplicates: one live vendor object per email.
     emails = [str(o["properties"]["email"]) for o in hs.sandbox.objects()]  # type: ignore[index]
     assert len(emails) == len(set(emails))

@@ -335,9 +335,17 @@ def test_on_conflict_do_update_may_not_assign_api_columns(
 # --- UPDATE -----------------------------------------------------------------------
 
 
-def apply_update(ref: str, alias: str = "", returning: str = "") -> str:
+#: The columns the API and the proxy fill, which every UPDATE's apply writes.
+FILLED = ("createdate", "lastmodifieddate", "_sync_inserted_at", "_sync_updated_at", "_updated_at")
+#: The dry run assigns them their own values (so that their privileges are checked).
+KEEP_FILLED = ", ".join(f"{c} = {c}" for c in FILLED)
+
+
+def apply_update(ref: str, alias: str = "", returning: str = "", assigned: str = "") -> str:
+    """The apply writes only the client's columns (``assigned``) and the filled ones."""
     source = f"({SOURCE}.{SOURCE_ROW})"
-    assignments = ", ".join(f"{c} = {source}.{c}" for c in WRITABLE.split(", ") if c != "id")
+    columns = [c for c in WRITABLE.split(", ") if c in assigned.split(", ") or c in FILLED]
+    assignments = ", ".join(f"{c} = {source}.{c}" for c in columns)
     return (
         f"UPDATE hubspot.contact{alias} SET {assignments} FROM (SELECT {SOURCE_ROW} FROM "
         f"{POPULATE} AS {SOURCE_ROW}) AS {SOURCE} WHERE {ref}.id = {source}.id{returning}"
@@ -353,9 +361,9 @@ def test_update_with_where_and_returning_star(contact: SyncedTable) -> None:
         table=contact,
         select_old=old_rows("contact", "hubspot.contact WHERE email LIKE '%@a'"),
         # The WHERE was evaluated once, when locking: the dry run takes the locked rows.
-        dry_run=f"UPDATE hubspot.contact SET firstname = $1 WHERE {locked('contact')} "
-        + returned("contact"),
-        apply=apply_update("contact", returning=" RETURNING contact.*"),
+        dry_run=f"UPDATE hubspot.contact SET firstname = $1, {KEEP_FILLED} "
+        f"WHERE {locked('contact')} " + returned("contact"),
+        apply=apply_update("contact", returning=" RETURNING contact.*", assigned="firstname"),
         set_columns=frozenset({"firstname"}),
     )
 
@@ -364,7 +372,7 @@ def test_update_without_where_or_returning(contact: SyncedTable) -> None:
     plan = plan_write("UPDATE hubspot.contact SET firstname = 'x', user_id = 2", contact)
     assert plan.select_old == old_rows("contact", "hubspot.contact")
     assert plan.set_columns == {"firstname", "user_id"}
-    assert plan.apply == apply_update("contact")
+    assert plan.apply == apply_update("contact", assigned="firstname, user_id")
 
 
 def test_update_from_with_alias(contact: SyncedTable) -> None:
@@ -380,10 +388,10 @@ def test_update_from_with_alias(contact: SyncedTable) -> None:
     # it finds exactly the locked rows.
     assert plan.rejoins
     assert plan.dry_run == (
-        "UPDATE hubspot.contact AS c SET firstname = u.name FROM public.users AS u "
-        f"WHERE u.cid = c.id AND {locked('c')} " + returned("c")
+        f"UPDATE hubspot.contact AS c SET firstname = u.name, {KEEP_FILLED} "
+        f"FROM public.users AS u WHERE u.cid = c.id AND {locked('c')} " + returned("c")
     )
-    assert plan.apply == apply_update("c", " AS c", " RETURNING c.*, c.email")
+    assert plan.apply == apply_update("c", " AS c", " RETURNING c.*, c.email", "firstname")
 
 
 def test_update_with_cte_reads_old_rows_with_it(contact: SyncedTable) -> None:

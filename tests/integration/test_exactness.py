@@ -1,0 +1,489 @@
+"""Write exactness (issue 9): PostgreSQL decides first — everything it would check is
+checked for the client's own role before any API call; the rows sent to the API are
+exactly the rows changed locally (the row set is locked once); and nothing changes a
+synced table behind the write path (the guard trigger). Every test ends with the
+no-drift invariant (the ``hs`` fixture)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from tests.support import ProxyProcess, Sandbox
+from tests.synced import Harness, harness
+
+ROLE = "wp_app"
+
+
+@pytest.fixture
+def hs(synced_proxy: ProxyProcess, synced_url: str, sandbox: Sandbox) -> Iterator[Harness]:
+    yield from harness(synced_proxy, synced_url, sandbox)
+
+
+def admin(hs: Harness, *statements: str) -> None:
+    """DDL and grants, directly (not through the proxy)."""
+    with psycopg.connect(hs.direct_url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def role(hs: Harness) -> Iterator[str]:
+    """A login role with no privileges yet on the synced tables."""
+    admin(
+        hs,
+        f"DROP ROLE IF EXISTS {ROLE}",
+        f"CREATE ROLE {ROLE} LOGIN",
+        f"GRANT USAGE ON SCHEMA hubspot TO {ROLE}",
+        f"GRANT SELECT ON hubspot.contact TO {ROLE}",
+    )
+    yield ROLE
+    admin(hs, f"DROP OWNED BY {ROLE}", f"DROP ROLE {ROLE}")
+
+
+def seed(hs: Harness, *emails: str) -> list[str]:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        return [
+            str(
+                conn.execute(  # type: ignore[index]
+                    "INSERT INTO hubspot.contact (email) VALUES (%s) RETURNING id", (email,)
+                ).fetchone()[0]
+            )
+            for email in emails
+        ]
+
+
+def no_vendor_calls(hs: Harness) -> None:
+    assert hs.sandbox.vendor_requests() == []
+
+
+def forget_requests(hs: Harness) -> None:
+    hs.sandbox.http.delete("/_sandbox/requests").raise_for_status()
+
+
+def as_role(hs: Harness, autocommit: bool = True) -> psycopg.Connection:
+    return psycopg.connect(hs.proxy.url(user=ROLE, db="synced"), autocommit=autocommit)
+
+
+# -- 0. PostgreSQL checks first, for the client's role --------------------------------
+
+
+def test_insert_without_the_privilege_never_reaches_the_vendor(hs: Harness, role: str) -> None:
+    with as_role(hs) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('ro@example.com')")
+    no_vendor_calls(hs)
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]
+
+
+@pytest.mark.parametrize("in_block", [False, True])
+def test_delete_without_the_privilege_archives_nothing(
+    hs: Harness, role: str, in_block: bool
+) -> None:
+    [ident] = seed(hs, "keep@example.com")
+    admin(hs, f"GRANT UPDATE ON hubspot.contact TO {role}")
+    forget_requests(hs)
+    with as_role(hs, autocommit=not in_block) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM hubspot.contact WHERE email = 'keep@example.com'")
+        if in_block:
+            conn.rollback()
+    no_vendor_calls(hs)
+    assert [str(o["id"]) for o in hs.sandbox.objects()] == [ident]
+
+
+def test_update_of_a_column_without_the_privilege_is_refused_first(hs: Harness, role: str) -> None:
+    """Column privileges: the role may update firstname, and the columns the API and the
+    proxy fill (README: privileges); company is refused before any API call."""
+    seed(hs, "col@example.com")
+    filled = "createdate, lastmodifieddate, _sync_inserted_at, _sync_updated_at, _updated_at"
+    admin(hs, f"GRANT UPDATE (firstname, {filled}) ON hubspot.contact TO {role}")
+    forget_requests(hs)
+    with as_role(hs) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("UPDATE hubspot.contact SET company = 'Nope'")
+        no_vendor_calls(hs)
+        conn.execute("UPDATE hubspot.contact SET firstname = 'Allowed'")
+    assert hs.local("SELECT firstname FROM hubspot.contact") == [("Allowed",)]
+
+
+def test_row_level_security_is_checked_before_the_api(hs: Harness, role: str) -> None:
+    admin(
+        hs,
+        f"GRANT INSERT, UPDATE ON hubspot.contact TO {role}",
+        "ALTER TABLE hubspot.contact ENABLE ROW LEVEL SECURITY",
+        f"CREATE POLICY wp_read ON hubspot.contact FOR SELECT TO {role} USING (true)",
+        f"CREATE POLICY wp_acme ON hubspot.contact FOR INSERT TO {role} "
+        "WITH CHECK (company = 'Acme')",
+        f"CREATE POLICY wp_upd ON hubspot.contact FOR UPDATE TO {role} "
+        "USING (company = 'Acme') WITH CHECK (company = 'Acme')",
+    )
+    try:
+        with as_role(hs) as conn:
+            with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+                conn.execute(
+                    "INSERT INTO hubspot.contact (email, company) VALUES ('x@example.com', 'Other')"
+                )
+            no_vendor_calls(hs)
+            conn.execute(
+                "INSERT INTO hubspot.contact (email, company) VALUES ('a@example.com', 'Acme')"
+            )
+            forget_requests(hs)
+            with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+                conn.execute("UPDATE hubspot.contact SET company = 'Moved'")
+            no_vendor_calls(hs)
+    finally:
+        admin(
+            hs,
+            "DROP POLICY wp_read ON hubspot.contact",
+            "DROP POLICY wp_acme ON hubspot.contact",
+            "DROP POLICY wp_upd ON hubspot.contact",
+            "ALTER TABLE hubspot.contact DISABLE ROW LEVEL SECURITY",
+        )
+
+
+def test_a_local_foreign_key_on_insert_fails_before_the_api(hs: Harness) -> None:
+    admin(
+        hs,
+        "ALTER TABLE hubspot.contact ADD CONSTRAINT wp_contact_user "
+        "FOREIGN KEY (user_id) REFERENCES public.users (id)",
+    )
+    try:
+        with (
+            psycopg.connect(hs.url, autocommit=True) as conn,
+            pytest.raises(errors.ForeignKeyViolation),
+        ):
+            conn.execute(
+                "INSERT INTO hubspot.contact (email, user_id) VALUES ('fk@example.com', 999)"
+            )
+        no_vendor_calls(hs)
+    finally:
+        admin(hs, "ALTER TABLE hubspot.contact DROP CONSTRAINT wp_contact_user")
+
+
+def test_a_users_trigger_sees_the_row_and_its_error_comes_first(hs: Harness) -> None:
+    admin(
+        hs,
+        "CREATE FUNCTION public.wp_no_spam() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.email LIKE '%spam%' THEN RAISE EXCEPTION 'no spam' USING ERRCODE = 'P0001'; "
+        "END IF; NEW.lastname := upper(NEW.lastname); RETURN NEW; END $$",
+        "CREATE TRIGGER wp_no_spam BEFORE INSERT OR UPDATE ON hubspot.contact "
+        "FOR EACH ROW EXECUTE FUNCTION public.wp_no_spam()",
+    )
+    try:
+        with psycopg.connect(hs.url, autocommit=True) as conn:
+            with pytest.raises(errors.RaiseException, match="no spam"):
+                conn.execute("INSERT INTO hubspot.contact (email) VALUES ('spam@example.com')")
+            no_vendor_calls(hs)
+            # What the trigger changes is what the vendor receives.
+            conn.execute(
+                "INSERT INTO hubspot.contact (email, lastname) VALUES ('t@example.com', 'lovelace')"
+            )
+        [obj] = hs.sandbox.objects()
+        assert obj["properties"]["lastname"] == "LOVELACE"  # type: ignore[index]
+    finally:
+        admin(
+            hs,
+            "DROP TRIGGER wp_no_spam ON hubspot.contact",
+            "DROP FUNCTION public.wp_no_spam()",
+        )
+
+
+# -- 1. the row set is fixed once ------------------------------------------------------
+
+
+def test_a_volatile_where_sends_exactly_the_rows_it_changes(hs: Harness) -> None:
+    seed(hs, *(f"r{i}@example.com" for i in range(8)))
+    forget_requests(hs)
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        cur = conn.execute(
+            "UPDATE hubspot.contact SET company = 'Sampled' WHERE id IN "
+            "(SELECT id FROM hubspot.contact ORDER BY random() LIMIT 3)"
+        )
+        assert cur.rowcount == 3
+    sampled = [o for o in hs.sandbox.objects() if o["properties"].get("company") == "Sampled"]  # type: ignore[attr-defined]
+    assert len(sampled) == 3
+    local = hs.local("SELECT id FROM hubspot.contact WHERE company = 'Sampled' ORDER BY id")
+    assert sorted(str(o["id"]) for o in sampled) == [row[0] for row in local]
+
+
+def test_volatile_set_expressions_are_evaluated_once(hs: Harness) -> None:
+    seed(hs, "v1@example.com", "v2@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("UPDATE hubspot.contact SET company = md5(random()::text)")
+    # The no-drift check compares the vendor's values with the local ones.
+
+
+def test_read_committed_recheck_sends_only_the_rows_updated(hs: Harness) -> None:
+    """Session B's UPDATE waits for A's row lock; when A commits, PostgreSQL re-checks
+    that row, and A's newly inserted row is not B's to update: B's vendor calls are
+    exactly B's local changes."""
+    [held, free] = seed(hs, "held@example.com", "free@example.com")
+    a = psycopg.connect(hs.url)
+    errors_seen: list[BaseException] = []
+    done = threading.Event()
+
+    def session_b() -> None:
+        try:
+            with psycopg.connect(hs.url, autocommit=True) as b:
+                b.execute("UPDATE hubspot.contact SET lastname = 'B' WHERE company IS NULL")
+        except BaseException as exc:  # reported below
+            errors_seen.append(exc)
+        finally:
+            done.set()
+
+    try:
+        a.execute("UPDATE hubspot.contact SET company = 'A' WHERE id = %s", (held,))
+        a.execute("INSERT INTO hubspot.contact (email) VALUES ('new@example.com')")
+        thread = threading.Thread(target=session_b)
+        thread.start()
+        time.sleep(0.5)
+        assert not done.is_set(), "B should wait for A's row lock"
+        a.commit()
+        thread.join(20)
+    finally:
+        a.close()
+    assert not errors_seen, errors_seen
+    rows = dict(hs.local("SELECT email, lastname FROM hubspot.contact"))
+    assert rows == {"held@example.com": None, "free@example.com": "B", "new@example.com": None}
+    assert free
+
+
+# -- 2. DELETE: the local delete decides before the archive ------------------------------
+
+
+@pytest.mark.parametrize("in_block", [False, True])
+def test_delete_of_a_referenced_contact_archives_nothing(hs: Harness, in_block: bool) -> None:
+    [ident] = seed(hs, "ref@example.com")
+    admin(
+        hs,
+        "CREATE TABLE public.wp_notes (contact_id text REFERENCES hubspot.contact (id))",
+        f"INSERT INTO public.wp_notes VALUES ('{ident}')",
+    )
+    try:
+        forget_requests(hs)
+        with psycopg.connect(hs.url, autocommit=not in_block) as conn:
+            with pytest.raises(errors.ForeignKeyViolation):
+                conn.execute("DELETE FROM hubspot.contact WHERE id = %s", (ident,))
+            if in_block:
+                conn.rollback()
+        no_vendor_calls(hs)
+        assert hs.local("SELECT id FROM hubspot.contact") == [(ident,)]
+    finally:
+        admin(hs, "DROP TABLE public.wp_notes")
+
+
+# -- 3. compensation restores only what the statement changed ----------------------------
+
+
+def test_rollback_restores_only_the_changed_property(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        [ident] = [
+            str(
+                conn.execute(  # type: ignore[index]
+                    "INSERT INTO hubspot.contact (email, company, phone) "
+                    "VALUES ('c@example.com', 'Old', '1') RETURNING id"
+                ).fetchone()[0]
+            )
+        ]
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("UPDATE hubspot.contact SET company = 'Mine' WHERE id = %s", (ident,))
+        hs.sandbox.http.patch(  # someone edits another property in HubSpot meanwhile
+            f"/crm/v3/objects/contacts/{ident}",
+            json={"properties": {"phone": "2"}},
+            headers={"Authorization": "Bearer sandbox-token"},
+        ).raise_for_status()
+        conn.rollback()
+    hs.settle()
+    [obj] = hs.sandbox.objects()
+    assert obj["properties"]["company"] == "Old"  # type: ignore[index]
+    assert obj["properties"]["phone"] == "2"  # type: ignore[index]  # not clobbered
+    hs.local("UPDATE hubspot.contact SET phone = '2' RETURNING id")  # as the sync would
+
+
+# -- 4. nothing writes a synced table behind the write path ------------------------------
+
+
+BYPASSES = [
+    "SET search_path TO hubspot; INSERT INTO contact (id, email) VALUES ('x', 'x@example.com')",
+    "DO $$ BEGIN INSERT INTO hubspot.contact (id, email) VALUES ('d', 'd@example.com'); END $$",
+    "DO $$ BEGIN UPDATE hubspot.contact SET company = 'Sneaky'; END $$",
+    "DO $$ BEGIN DELETE FROM hubspot.contact; END $$",
+    "SELECT public.wp_sneaky_insert()",
+]
+
+
+@pytest.mark.parametrize("sql", BYPASSES)
+def test_writes_the_parser_cannot_see_are_refused(hs: Harness, sql: str) -> None:
+    [ident] = seed(hs, "kept@example.com")
+    admin(
+        hs,
+        "CREATE OR REPLACE FUNCTION public.wp_sneaky_insert() RETURNS void LANGUAGE sql AS "
+        "$$ INSERT INTO hubspot.contact (id, email) VALUES ('f', 'f@example.com') $$",
+    )
+    forget_requests(hs)
+    try:
+        with psycopg.connect(hs.url, autocommit=True) as conn:
+            with pytest.raises(errors.FeatureNotSupported, match=r"synced table hubspot\.contact"):
+                conn.execute(sql)  # type: ignore[arg-type]
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        admin(hs, "DROP FUNCTION public.wp_sneaky_insert()")
+    no_vendor_calls(hs)
+    assert hs.local("SELECT id, company FROM hubspot.contact") == [(ident, None)]
+
+
+def test_prepare_then_execute_under_another_search_path_is_refused(hs: Harness) -> None:
+    admin(
+        hs,
+        "CREATE SCHEMA IF NOT EXISTS wp_app",
+        "CREATE TABLE IF NOT EXISTS wp_app.contact (id text, email text)",
+    )
+    try:
+        with psycopg.connect(hs.url, autocommit=True) as conn:
+            conn.execute("SET search_path TO wp_app")
+            conn.execute("PREPARE wp_ins AS INSERT INTO contact (id, email) VALUES ('p', 'p@x.io')")
+            conn.execute("SET search_path TO hubspot")  # the plan is re-analysed under it
+            with pytest.raises(errors.FeatureNotSupported):
+                conn.execute("EXECUTE wp_ins")
+    finally:
+        admin(hs, "DROP SCHEMA wp_app CASCADE")
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]
+
+
+def test_a_view_created_after_startup_cannot_write_the_synced_table(hs: Harness) -> None:
+    admin(hs, "CREATE VIEW public.wp_late_view AS SELECT id, email FROM hubspot.contact")
+    try:
+        with (
+            psycopg.connect(hs.url, autocommit=True) as conn,
+            pytest.raises(errors.FeatureNotSupported),
+        ):
+            conn.execute("INSERT INTO public.wp_late_view VALUES ('v', 'v@example.com')")
+    finally:
+        admin(hs, "DROP VIEW public.wp_late_view")
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]
+
+
+def test_a_trigger_on_an_ordinary_table_cannot_write_the_synced_table(hs: Harness) -> None:
+    admin(
+        hs,
+        "CREATE FUNCTION public.wp_mirror() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO hubspot.contact (id, email) VALUES ('m' || NEW.id, NEW.email); "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER wp_mirror AFTER INSERT ON public.users "
+        "FOR EACH ROW EXECUTE FUNCTION public.wp_mirror()",
+    )
+    try:
+        with (
+            psycopg.connect(hs.url, autocommit=True) as conn,
+            pytest.raises(errors.FeatureNotSupported),
+        ):
+            conn.execute("INSERT INTO public.users (email) VALUES ('m@example.com')")
+    finally:
+        admin(hs, "DROP TRIGGER wp_mirror ON public.users", "DROP FUNCTION public.wp_mirror()")
+    assert hs.local("SELECT count(*) FROM public.users") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM public.users",
+        "UPDATE public.users SET id = id + 100",
+        "TRUNCATE public.users CASCADE",
+    ],
+)
+def test_foreign_key_cascades_into_a_synced_table_are_refused(hs: Harness, sql: str) -> None:
+    admin(
+        hs,
+        "ALTER TABLE hubspot.contact ADD CONSTRAINT wp_contact_user FOREIGN KEY (user_id) "
+        "REFERENCES public.users (id) ON DELETE CASCADE ON UPDATE CASCADE",
+    )
+    try:
+        with psycopg.connect(hs.url, autocommit=True) as conn:
+            user = conn.execute(  # type: ignore[index]
+                "INSERT INTO public.users (email) VALUES ('u@example.com') RETURNING id"
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO hubspot.contact (email, user_id) VALUES ('u@example.com', %s)",
+                (user,),
+            )
+            forget_requests(hs)
+            with pytest.raises(errors.FeatureNotSupported):
+                conn.execute(sql)  # type: ignore[arg-type]
+        no_vendor_calls(hs)
+        assert hs.local("SELECT user_id FROM hubspot.contact") == [(user,)]
+        assert hs.local("SELECT id FROM public.users") == [(user,)]
+    finally:
+        admin(hs, "ALTER TABLE hubspot.contact DROP CONSTRAINT wp_contact_user")
+
+
+def test_a_guessed_token_does_not_pass_the_guard(hs: Harness) -> None:
+    seed(hs, "kept@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("SET writeproxy.token = 'guess'")
+        with pytest.raises(errors.FeatureNotSupported):
+            conn.execute("DO $$ BEGIN DELETE FROM hubspot.contact; END $$")
+        # The proxy's own statements still work in that session.
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('ok@example.com')")
+        # ... and never leave their token behind for the client to read.
+        assert conn.execute("SELECT current_setting('writeproxy.token', true)").fetchone() in (
+            ("guess",),
+            ("",),
+        )
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('ok2@example.com')")
+        assert conn.execute("SELECT current_setting('writeproxy.token', true)").fetchone() in (
+            (None,),
+            ("",),
+        )
+        conn.commit()
+
+
+def test_a_sync_role_writes_directly(hs: Harness, role: str) -> None:
+    """Sync tools write as a role listed in sync_roles (kept in the guard's table)."""
+    admin(
+        hs,
+        f"GRANT INSERT, DELETE ON hubspot.contact TO {role}",
+        "UPDATE writeproxy.guard SET sync_roles = ARRAY['wp_app']",
+    )
+    try:
+        url = hs.direct_url.replace("postgres@", f"{role}@")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO hubspot.contact (id, email) VALUES ('s1', 's@example.com')")
+            conn.execute("DELETE FROM hubspot.contact WHERE id = 's1'")
+        with (
+            psycopg.connect(hs.direct_url, autocommit=True) as conn,
+            pytest.raises(errors.FeatureNotSupported),
+        ):
+            conn.execute("INSERT INTO hubspot.contact (id, email) VALUES ('s2', 's@x.io')")
+    finally:
+        admin(hs, "UPDATE writeproxy.guard SET sync_roles = '{}'")
+
+
+# -- 5. nothing shadows the client's own tables -----------------------------------------
+
+
+def test_insert_select_from_the_same_table_by_its_unqualified_name(hs: Harness) -> None:
+    seed(hs, "a@example.com", "b@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("SET search_path TO hubspot, public")
+        cur = conn.execute(
+            "INSERT INTO contact (email, firstname) SELECT 'copy-' || email, firstname FROM contact"
+        )
+        assert cur.rowcount == 2
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(4,)]
+
+
+def test_a_sessions_own_temp_table_named_like_the_synced_one(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE contact (email text)")
+        conn.execute("INSERT INTO pg_temp.contact VALUES ('temp@example.com')")
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('real@example.com')")
+        assert conn.execute("SELECT email FROM pg_temp.contact").fetchall() == [
+            ("temp@example.com",)
+        ]
+    assert hs.local("SELECT email FROM hubspot.contact") == [("real@example.com",)]
