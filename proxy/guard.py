@@ -159,7 +159,7 @@ async def _placeholder_args(conn: asyncpg.Connection, table: SyncedTable) -> lis
     rows = await conn.fetch(
         "SELECT a.attname, pg_catalog.format_type(a.atttypid, NULL) AS type "
         "FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1) "
-        "AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef "
+        "AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull "
         "AND a.attname = ANY ($2::text[])",
         table.qualified,
         filled,

@@ -110,7 +110,8 @@ def test_synced_writes(hs: Harness, probe: Path, mode: str) -> None:
     assert "keys@example.com" not in vendor  # deleted: archived at the vendor
     assert steps["duplicate"]["error"] == "23505"
     assert steps["duplicate"]["table"] == "contact"
-    assert vendor["j0@example.com"]["id"] in steps["duplicate"]["detail"]
+    # The local unique constraint decides first: PostgreSQL's own detail.
+    assert "(j0@example.com) already exists" in steps["duplicate"]["detail"]
     [[contact_id]] = steps["signup"]["contact"]
     assert vendor["ada@example.com"]["id"] == contact_id
     assert hs.local("SELECT user_id FROM hubspot.contact WHERE id = %s", contact_id) == [
@@ -147,11 +148,12 @@ def test_synced_execute_batch(hs: Harness, probe: Path, rewrite: bool) -> None:
         for r in hs.sandbox.vendor_requests()
         if r["method"] == "POST" and "archive" not in str(r["path"])
     ]
-    # Rewritten: a batch call for 4 rows and a single create, then one batch call.
-    # Pipelined: 5 creates, then c0, c1 and the duplicate (c3 is skipped until Sync;
-    # c0 and c1 are archived again when the block rolls back).
+    # Rewritten: a batch call for 4 rows and a single create; the batch with the
+    # duplicate fails on the local unique constraint before any call.
+    # Pipelined: 5 creates, then c0 and c1 (the duplicate fails locally first, c3 is
+    # skipped until Sync; c0 and c1 are archived again when the block rolls back).
     # Then t0 and t1 (one batch call rewritten).
-    assert len(creates) == (3 + 1 if rewrite else 5 + 3 + 2)
+    assert len(creates) == (2 + 1 if rewrite else 5 + 2 + 2)
 
 
 def test_reads_match_direct_through_a_proxy_with_synced_tables(

@@ -69,12 +69,14 @@ def test_reads_across_both_schemas(hs: Harness) -> None:
             f"/crm/v4/objects/contacts/{ada}/associations/default/deals/{deal}",
             headers={"Authorization": "Bearer sandbox-token"},
         ).raise_for_status()
-    with psycopg.connect(hs.direct_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id, labels) "
-            "VALUES (%s, %s, '{Decision maker}'), (%s, %s, '{}')",
-            (ada, engine, ada, loom),
-        )
+    hs.local(
+        "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id, labels) "
+        "VALUES (%s, %s, '{Decision maker}'), (%s, %s, '{}') RETURNING contact_id",
+        ada,
+        engine,
+        ada,
+        loom,
+    )
 
     out = prisma(hs, "read", "ada@example.com")
     assert out == run_node("prisma.mjs", "read", "ada@example.com", url=hs.direct_url)
