@@ -118,7 +118,7 @@ def load_tables(settings: Settings) -> SyncedTables:
         raise SystemExit(f"writeproxy: invalid configuration: {exc}") from exc
     if tables:
         try:
-            tables.guard_secret = asyncio.run(_prepare_upstream(settings, tables))
+            tables.guard_secret, tables.database = asyncio.run(_prepare_upstream(settings, tables))
         except GuardSetupError as exc:
             raise SystemExit(f"writeproxy: cannot install the guard: {exc}") from exc
         except JournalSetupError as exc:
@@ -126,16 +126,17 @@ def load_tables(settings: Settings) -> SyncedTables:
     return tables
 
 
-async def _prepare_upstream(settings: Settings, tables: SyncedTables) -> str:
+async def _prepare_upstream(settings: Settings, tables: SyncedTables) -> tuple[str, str]:
     """Create or migrate the journal schema and install the guard on the synced tables,
-    once, before any worker starts; returns the guard's secret."""
+    once, before any worker starts; returns the guard's secret and the database."""
     assert settings.upstream_url is not None
     conn = await asyncpg.connect(settings.upstream_url)
     try:
         await ensure_schema(conn, settings.journal_schema)
-        return await install_guard(
+        secret = await install_guard(
             conn, settings.journal_schema, tables.tables.values(), settings.sync_roles
         )
+        return secret, str(await conn.fetchval("SELECT pg_catalog.current_database()"))
     finally:
         await conn.close()
 

@@ -76,6 +76,8 @@ class Handshake:
         self._ctx = ctx
         self.buf = bytearray()
         self.protocol_version = 0
+        #: The database the client asked for (PostgreSQL defaults it to the user name).
+        self.database = ""
         self.auth_ok = False
         self.upstream_key: BackendKey | None = None
         self.key: BackendKey | None = None
@@ -152,6 +154,8 @@ class Handshake:
             self._host.fail(PgError(exc.sqlstate, str(exc), severity="FATAL").encode())
             return
         self.protocol_version = startup.version
+        parameters = startup.parameters
+        self.database = parameters.get("database") or parameters["user"]
         self._host.set_phase(Phase.CONNECTING)
         self._connect_task = self._ctx.spawn(self._connect(startup.raw))
 

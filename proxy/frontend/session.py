@@ -128,6 +128,9 @@ class ClientSession(asyncio.Protocol):
         self.set_phase(Phase.RELAYING)
         self.conv.tx_status = status
         router = self._ctx.router
+        if router is not None and handshake.database != router.tables.database:
+            # Another database on the same server: its tables are ordinary tables.
+            router, self.synced = None, None
         self._relay = ClientRelay(
             upstream.transport,
             self.conv,

@@ -102,6 +102,9 @@ class SyncedTables:
     dependents: dict[tuple[str, str], SyncedTable] = field(default_factory=dict)
     #: The guard's secret (``proxy.guard``), installed by the supervisor at startup.
     guard_secret: str = ""
+    #: The database the synced tables are in (the upstream URL's); in any other
+    #: database on the same server, a table of the same name is an ordinary table.
+    database: str = ""
 
     def get(self, schema: str, name: str) -> SyncedTable | None:
         return self.tables.get((schema, name))

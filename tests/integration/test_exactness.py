@@ -487,3 +487,28 @@ def test_a_sessions_own_temp_table_named_like_the_synced_one(hs: Harness) -> Non
             ("temp@example.com",)
         ]
     assert hs.local("SELECT email FROM hubspot.contact") == [("real@example.com",)]
+
+
+# -- 6. only the upstream URL's database is synced --------------------------------------
+
+
+def test_another_database_on_the_same_server_is_not_synced(hs: Harness) -> None:
+    from proxy.demo import schema_sql
+
+    server = hs.direct_url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS wp_other")
+        conn.execute("CREATE DATABASE wp_other")
+    try:
+        with psycopg.connect(f"{server}/wp_other", autocommit=True) as conn:
+            conn.execute(schema_sql())  # type: ignore[arg-type]
+        with psycopg.connect(hs.proxy.url(db="wp_other"), autocommit=True) as conn:
+            conn.execute("INSERT INTO hubspot.contact (id, email) VALUES ('t1', 't@example.com')")
+            conn.execute("UPDATE hubspot.contact SET company = 'Test'")
+            assert conn.execute("SELECT id, company FROM hubspot.contact").fetchall() == [
+                ("t1", "Test")
+            ]
+        no_vendor_calls(hs)
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS wp_other WITH (FORCE)")
