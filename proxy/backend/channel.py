@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from proxy.backend.params import NO_PARAMS, StatementParams
 from proxy.backend.upstream import Capture, UpstreamProtocol
 from proxy.wire.codes import ASYNCHRONOUS, Backend
+from proxy.wire.encodings import codec_for
 from proxy.wire.messages import extended
 from proxy.wire.messages.bind import Bind
 from proxy.wire.messages.data_row import data_row_values
 from proxy.wire.messages.error_response import parse_fields
+from proxy.wire.messages.parameter_status import CLIENT_ENCODING, parse_parameter_status
 from proxy.wire.messages.parse import Parse
 
 INTERNAL = "writeproxy_internal"
@@ -53,10 +55,24 @@ class QueryFailed(Exception):
 class UpstreamChannel:
     """Send messages to the upstream and read its answers as whole messages."""
 
-    def __init__(self, upstream: UpstreamProtocol, to_client: Callable[[int, bytes], None]) -> None:
+    def __init__(
+        self,
+        upstream: UpstreamProtocol,
+        to_client: Callable[[int, bytes], None],
+        encoding: str | None = "utf-8",
+        on_encoding: Callable[[str | None], None] | None = None,
+    ) -> None:
         self._upstream = upstream
         self._capture: Capture = upstream.begin_capture()
         self._to_client = to_client
+        #: The Python codec of the session's client_encoding: the proxy's statements
+        #: are written, and the rows it reads decoded, in it (None: unsupported).
+        self.encoding = encoding
+        self._on_encoding = on_encoding
+
+    def text(self, raw: bytes) -> str:
+        """A text value of a row the proxy reads, in the session's encoding."""
+        return raw.decode(self.encoding or "utf-8", "surrogateescape")
 
     def close(self) -> None:
         self._upstream.end_capture()
@@ -70,9 +86,19 @@ class UpstreamChannel:
         while True:
             kind, body = await self._capture.next()
             if kind in ASYNCHRONOUS:
-                self._to_client(kind, body)
+                self._asynchronous(kind, body)
                 continue
             return kind, body
+
+    def _asynchronous(self, kind: int, body: bytes) -> None:
+        """Relay a message the server may send at any time; follow client_encoding."""
+        if kind == Backend.PARAMETER_STATUS:
+            name, value = parse_parameter_status(body)
+            if name == CLIENT_ENCODING:
+                self.encoding = codec_for(value)
+                if self._on_encoding is not None:
+                    self._on_encoding(self.encoding)
+        self._to_client(kind, body)
 
     async def run(
         self,
@@ -92,7 +118,7 @@ class UpstreamChannel:
         self.send(
             extended.close_statement(INTERNAL)
             + extended.close_portal(INTERNAL)
-            + Parse(INTERNAL, sql, tuple(param_types)).encode()
+            + Parse(INTERNAL, sql, tuple(param_types)).encode(self.encoding or "utf-8")
             + Bind(INTERNAL, INTERNAL, formats, values, tuple(result_formats)).encode()
             + extended.describe_portal(INTERNAL)
             + extended.execute(INTERNAL)
@@ -123,7 +149,7 @@ class UpstreamChannel:
             ):
                 continue
             if kind in ASYNCHRONOUS:
-                self._to_client(kind, body)
+                self._asynchronous(kind, body)
             elif kind == Backend.COMMAND_COMPLETE:
                 result.tag = body[:-1].decode()
                 return result

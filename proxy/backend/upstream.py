@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from proxy.backend.address import UpstreamAddress
 
 READY_FOR_QUERY = ord("Z")
+PARAMETER_STATUS = ord("S")
 
 
 class UpstreamListener(Protocol):
@@ -27,6 +28,7 @@ class UpstreamListener(Protocol):
     def upstream_startup_message(self, kind: int, body: bytes) -> None: ...
     def upstream_data(self, data: bytes) -> None: ...
     def upstream_ready(self, status: int) -> None: ...
+    def upstream_parameter(self, body: bytes) -> None: ...
     def upstream_lost(self, at_boundary: bool, last_kind: int) -> None: ...
     def upstream_pause_writing(self) -> None: ...
     def upstream_resume_writing(self) -> None: ...
@@ -118,11 +120,14 @@ class UpstreamProtocol(asyncio.Protocol):
             kind = data[pos]
             end = pos + 1 + INT32.unpack_from(data, pos + 1)[0]
             self._last_kind = kind
-            if kind == READY_FOR_QUERY:
+            if kind in (READY_FOR_QUERY, PARAMETER_STATUS):
                 if end > n:
                     self._header = data[pos:]
                     return
-                self._listener.upstream_ready(data[pos + 5])
+                if kind == READY_FOR_QUERY:
+                    self._listener.upstream_ready(data[pos + 5])
+                else:  # e.g. client_encoding changed: the interceptor reads text in it
+                    self._listener.upstream_parameter(bytes(data[pos + 5 : end]))
             elif end > n:
                 self._skip = end - n
                 return

@@ -67,13 +67,19 @@ class InterceptionDriver:
         self._archiver = archiver
         self._max_message = max_message
 
+    def _follow_encoding(self, encoding: str | None) -> None:
+        """The client changed client_encoding while the proxy drove the session."""
+        self._conv.encoding = encoding
+
     async def run(self, upstream: UpstreamProtocol, buf: bytearray) -> None:
         """Process the complete messages of ``buf`` (the session's client buffer,
         still filled by the session while this runs)."""
         host = self._host
         try:
             await host.until_in_step()
-            channel = UpstreamChannel(upstream, host.send_message)
+            channel = UpstreamChannel(
+                upstream, host.send_message, self._conv.encoding, self._follow_encoding
+            )
             transaction = TransactionControl(
                 channel, self._synced.ledger, self._journal, self._archiver, self._conv.tx_status
             )

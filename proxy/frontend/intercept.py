@@ -28,7 +28,7 @@ from proxy.frontend.relay import note_begin
 from proxy.frontend.state import BoundWrite, Conversation, PreparedWrite, SyncedState
 from proxy.frontend.transaction import TransactionControl
 from proxy.sql.txcontrol import TxControl, may_control_transaction, transaction_controls
-from proxy.wire.codes import COPY_STARTS, Backend, Frontend
+from proxy.wire.codes import COPY_STARTS, SYNC_POINTS, Backend, Frontend
 from proxy.wire.framing import INT16
 from proxy.wire.messages import extended
 from proxy.wire.messages.bind import Bind
@@ -93,9 +93,16 @@ class Interceptor:
             await self._close_proxy_block(failed)
         body = raw[5:]
         if kind == Frontend.QUERY:
-            return await self._query(raw, body[:-1].decode())
+            sql = self._text(body[:-1]) if body.endswith(b"\0") else None
+            if sql is None or "\0" in sql:
+                # Not one readable NUL-terminated string: PostgreSQL's own answer.
+                return await self._forward(raw, kind)
+            return await self._query(raw, sql)
         if kind == Frontend.PARSE:
-            await self._parse(raw, Parse.decode(body))
+            parse = Parse.decode(body, self._conv.encoding or "utf-8")
+            if _undecodable(parse.query):
+                return await self._forward(raw, kind)
+            await self._parse(raw, parse)
             return True
         if kind == Frontend.BIND:
             await self._bind(raw, Bind.decode(body))
@@ -109,12 +116,23 @@ class Interceptor:
             return False
         if kind == Frontend.FLUSH:
             return True
+        return await self._forward(raw, kind)
+
+    def _text(self, raw: bytes) -> str | None:
+        """SQL text in the session's client encoding; None if it holds bytes invalid
+        in that encoding (PostgreSQL rejects them as it would without the proxy)."""
+        try:
+            return raw.decode(self._conv.encoding or "utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    async def _forward(self, raw: bytes, kind: int) -> bool:
+        """Send a client message upstream as it is and relay PostgreSQL's replies."""
+        synced = self._synced
         last = LAST_REPLY.get(kind)
         if kind == Frontend.FUNCTION_CALL:
             synced.ledger.dirty = True
-        self._channel.send(
-            raw if kind in (Frontend.SYNC, Frontend.FUNCTION_CALL) else raw + extended.FLUSH
-        )
+        self._channel.send(raw if kind in SYNC_POINTS else raw + extended.FLUSH)
         if last is None:
             return True  # CopyData/CopyDone/CopyFail outside COPY: no reply
         return await self._relay_replies(last) != "copy"
@@ -292,3 +310,8 @@ class Interceptor:
                 return False
             if kind == Backend.BIND_COMPLETE:
                 return True
+
+
+def _undecodable(text: str) -> bool:
+    """Whether decoding kept bytes invalid in the client encoding (as surrogates)."""
+    return not text.isascii() and any("\udc80" <= char <= "\udcff" for char in text)

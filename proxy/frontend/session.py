@@ -21,8 +21,10 @@ from proxy.frontend.phase import READY_PHASES, Phase, check_move
 from proxy.frontend.relay import ClientRelay
 from proxy.frontend.state import Conversation, SyncedState
 from proxy.wire.codes import Backend, Frontend
+from proxy.wire.encodings import codec_for
 from proxy.wire.framing import message
 from proxy.wire.messages.error_response import PgError
+from proxy.wire.messages.parameter_status import CLIENT_ENCODING, parse_parameter_status
 from proxy.wire.messages.ready_for_query import IDLE
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,15 @@ class ClientSession(asyncio.Protocol):
     def upstream_startup_message(self, kind: int, body: bytes) -> None:
         if self._phase is Phase.CLOSED or self._handshake is None:
             return  # e.g. the client's answer to an auth request was refused
+        if kind == Backend.PARAMETER_STATUS:
+            self.upstream_parameter(body)
         self._handshake.upstream_message(kind, body)
+
+    def upstream_parameter(self, body: bytes) -> None:
+        """The server reported a parameter; the session follows its client_encoding."""
+        name, value = parse_parameter_status(body)
+        if name == CLIENT_ENCODING:
+            self.conv.encoding = codec_for(value)
 
     def handshake_done(self, status: int) -> None:
         upstream = self._upstream

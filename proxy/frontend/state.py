@@ -26,6 +26,9 @@ class Conversation:
     expected: ExpectedReplies = field(default_factory=ExpectedReplies)
     #: The client sent Terminate: the upstream closing is no error.
     terminating: bool = False
+    #: The Python codec of the session's client_encoding (None: one the proxy cannot
+    #: read; synced writes are then refused).
+    encoding: str | None = "utf-8"
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,8 +58,9 @@ OWN_BLOCK_XID_SQL = (
 Image = dict[str, Any]
 
 
-def images(result: Result) -> list[Image]:
-    return [json.loads(row[0]) for row in result.rows if row[0] is not None]
+def images(result: Result, channel: UpstreamChannel) -> list[Image]:
+    """One row image (``to_jsonb``) per row, read in the session's encoding."""
+    return [json.loads(channel.text(row[0])) for row in result.rows if row[0] is not None]
 
 
 class WriteExecutor:
@@ -164,7 +165,8 @@ class WriteExecutor:
             await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
             old: list[Image] = []
             if plan.select_old is not None:
-                old = _unique(_aggregated(await channel.checked(plan.select_old, params)), plan)
+                result = await channel.checked(plan.select_old, params)
+                old = _unique(_aggregated(result, channel), plan)
             if plan.conflict is not None and plan.conflict.action == "update":
                 new, old = await self._upsert_dry_run(channel, plan, params)
             elif plan.dry_run is not None:
@@ -299,7 +301,7 @@ class WriteExecutor:
         for row in result.rows:
             if row[0] is None:
                 continue
-            image = json.loads(row[0])
+            image = json.loads(channel.text(row[0]))
             if plan.kind == "insert" and row[1] == b"t" and plan.table.ends is None:
                 _refuse_supplied_values(plan, image)
                 image[plan.table.id_column] = None
@@ -324,7 +326,7 @@ class WriteExecutor:
             if not missing:
                 return new, [locked[ident] for ident in sorted(updated)]
             result = await channel.checked(conflict.lock_existing, json_param(missing))
-            for image in images(result):
+            for image in images(result, channel):
                 locked[str(image[id_column])] = image
         raise Unsupported(
             "the rows this INSERT ... ON CONFLICT updates kept changing while it ran",
@@ -332,10 +334,10 @@ class WriteExecutor:
         )
 
 
-def _aggregated(result: Result) -> list[Image]:
+def _aggregated(result: Result, channel: UpstreamChannel) -> list[Image]:
     """The old-images query's one row: a JSON array of images (NULL: none)."""
     value = result.rows[0][0] if result.rows else None
-    return json.loads(value) if value is not None else []
+    return json.loads(channel.text(value)) if value is not None else []
 
 
 def _check_rejoined(plan: WritePlan, old: list[Image], new: list[Image]) -> None:

@@ -50,12 +50,14 @@ class WriteRouter:
         synced: list[SyncedTable] = []
         indirect: list[tuple[str, SyncedTable]] = []
         status = 0
+        encoding = channel.encoding or "utf-8"
         for target in {(t.schema, t.name) for t in classification.targets}:
             name = quote_ident(target[1])
             if target[0] is not None:
                 name = f"{quote_ident(target[0])}.{name}"
             resolved = await channel.run(
-                RESOLVE_SQL, StatementParams(Bind("", "", (), (name.encode(),), ()), (TEXT_OID,))
+                RESOLVE_SQL,
+                StatementParams(Bind("", "", (), (name.encode(encoding),), ()), (TEXT_OID,)),
             )
             if resolved.error is not None:
                 # E.g. the transaction is aborted: PostgreSQL's own answer is the right one.
@@ -63,7 +65,7 @@ class WriteRouter:
             status = resolved.status
             row = resolved.rows[0] if resolved.rows else None
             if row is not None and row[0] is not None and row[1] is not None:
-                schema, name = row[0].decode(), row[1].decode()
+                schema, name = channel.text(row[0]), channel.text(row[1])
                 table = self.tables.get(schema, name)
                 if table is not None:
                     synced.append(table)
@@ -73,6 +75,11 @@ class WriteRouter:
             return None
         in_block = status == IN_TRANSACTION
         try:
+            if channel.encoding is None:
+                raise Unsupported(
+                    "writes to synced tables are not supported in this session's client_encoding",
+                    "SET client_encoding TO 'UTF8' (or another encoding Python can read).",
+                )
             if indirect:
                 relation, behind = indirect[0]
                 raise Unsupported(

@@ -512,3 +512,68 @@ def test_another_database_on_the_same_server_is_not_synced(hs: Harness) -> None:
     finally:
         with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS wp_other WITH (FORCE)")
+
+
+# -- 10. identifiers, encodings and path segments ----------------------------------------
+
+
+def test_a_keyword_alias_on_the_target(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO hubspot.contact AS \"user\" (email) VALUES ('kw@example.com') "
+            'RETURNING "user".email'
+        ).fetchone()
+        assert row == ("kw@example.com",)
+        conn.execute(
+            "UPDATE hubspot.contact AS \"order\" SET company = 'K' WHERE \"order\".email LIKE 'kw%'"
+        )
+        conn.execute('DELETE FROM hubspot.contact AS "select" WHERE "select".company = \'K\'')
+    assert hs.sandbox.objects() == []
+
+
+def test_a_latin1_session_writes_synced_rows(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("SET client_encoding TO 'LATIN1'")
+        conn.execute(
+            "INSERT INTO hubspot.contact (email, firstname) VALUES ('l1@example.com', 'Zoë')"
+        )
+        conn.execute(
+            "UPDATE hubspot.contact SET lastname = 'Müller' WHERE email = 'l1@example.com'"
+        )
+        assert conn.execute("SELECT firstname, lastname FROM hubspot.contact").fetchone() == (
+            "Zoë",
+            "Müller",
+        )
+    [obj] = hs.sandbox.objects()
+    assert (obj["properties"]["firstname"], obj["properties"]["lastname"]) == ("Zoë", "Müller")  # type: ignore[index]
+
+
+def test_association_ids_are_path_segments_not_paths(hs: Harness) -> None:
+    [contact] = seed(hs, "as@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error):
+            conn.execute(
+                "INSERT INTO hubspot.associations_contact_deal (contact_id, deal_id) "
+                "VALUES (%s, '..')",
+                (contact,),
+            )
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    paths = [str(r["path"]) for r in hs.sandbox.vendor_requests()]
+    assert not any(p.rstrip("/").endswith("/deals") or "/../" in p for p in paths), paths
+
+
+def test_a_query_without_its_terminator_is_postgresqls_to_refuse(hs: Harness) -> None:
+    """A synced write whose Query text is not NUL-terminated is not run with its last
+    character cut: PostgreSQL answers it as it would without the proxy."""
+    from proxy.wire.framing import message
+    from tests.integration.test_robustness import RawClient, startup_packet
+
+    port = int(hs.url.split(":")[-1].split("/")[0])
+    with RawClient(port) as client:
+        client.send(startup_packet("postgres", database="synced"))
+        client.read_until(b"Z")
+        client.send(message(b"Q", b"INSERT INTO hubspot.contact (email) VALUES ('cut@x.io'))"))
+        answer = client.read_until(b"Z")
+        assert [kind for kind, _ in answer] == [ord("E"), ord("Z")]
+    no_vendor_calls(hs)
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]

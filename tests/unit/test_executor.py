@@ -34,6 +34,7 @@ class FakeChannel:
         self, plan: WritePlan, *, images: Sequence[Mapping[str, Any]] = (), fail: str = ""
     ) -> None:
         self.sql: list[str] = []
+        self.encoding = "utf-8"
         self._plan = plan
         self._images = [dict(i) for i in images]
         self._fail = fail
@@ -64,6 +65,9 @@ class FakeChannel:
         if sql.startswith(("INSERT", "UPDATE", "DELETE", "WITH")):
             return Result(tag="INSERT 0 1", raw_rows=[b"\x00\x00"], status=status)
         return Result(status=status)
+
+    def text(self, raw: bytes) -> str:
+        return raw.decode(self.encoding)
 
     async def checked(self, sql: str, params: StatementParams = NO_PARAMS) -> Result:
         result = await self.run(sql, params)

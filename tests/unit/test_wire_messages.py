@@ -88,7 +88,6 @@ def test_parse_decodes_utf8() -> None:
         (b"name\0select 1", ValueError),  # no query terminator
         (b"name\0select 1\0", struct.error),  # no parameter count
         (b"name\0select 1\0\x00\x02\x00\x00\x00\x17", struct.error),  # 2 types, 1 present
-        (b"\xff\0select 1\0\x00\x00", UnicodeDecodeError),
     ],
 )
 def test_parse_malformed(body: bytes, error: type[Exception]) -> None:
@@ -542,3 +541,14 @@ def test_startup_error_is_a_value_error_with_default_sqlstate() -> None:
 def test_startup_round_trip(params: dict[str, str]) -> None:
     params = {**params, "user": "u"}
     assert parse_startup(startup(**params)).parameters == params
+
+
+def test_parse_keeps_bytes_invalid_in_the_client_encoding() -> None:
+    """Text is read in the session's client encoding; bytes invalid in it survive a
+    round trip unchanged, for PostgreSQL to reject as it would without the proxy."""
+    body = b"\xff\0select '\xeb'\0\x00\x00"
+    parse = Parse.decode(body)
+    assert parse.encode() == b"P" + (len(body) + 4).to_bytes(4, "big") + body
+    latin1 = Parse.decode(body, "latin-1")
+    assert latin1.query == "select '\u00eb'"
+    assert latin1.encode("latin-1") == parse.encode()

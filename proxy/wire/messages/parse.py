@@ -15,23 +15,24 @@ class Parse:
     param_types: tuple[int, ...]
 
     @classmethod
-    def decode(cls, body: bytes) -> Parse:
+    def decode(cls, body: bytes, encoding: str = "utf-8") -> Parse:
+        """The message in the session's client encoding (names and text alike)."""
         name_end = body.index(b"\0")
         query_end = body.index(b"\0", name_end + 1)
         count = INT16.unpack_from(body, query_end + 1)[0]
         types = struct.unpack_from(f"!{count}I", body, query_end + 3)
         return cls(
-            name=body[:name_end].decode(),
-            query=body[name_end + 1 : query_end].decode(),
+            name=body[:name_end].decode(encoding, "surrogateescape"),
+            query=body[name_end + 1 : query_end].decode(encoding, "surrogateescape"),
             param_types=types,
         )
 
-    def encode(self) -> bytes:
+    def encode(self, encoding: str = "utf-8") -> bytes:
         return message(
             b"P",
-            self.name.encode()
+            self.name.encode(encoding, "surrogateescape")
             + b"\0"
-            + self.query.encode()
+            + self.query.encode(encoding, "surrogateescape")
             + b"\0"
             + INT16.pack(len(self.param_types))
             + struct.pack(f"!{len(self.param_types)}I", *self.param_types),
