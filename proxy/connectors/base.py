@@ -187,6 +187,10 @@ Row = Mapping[str, object]
 
 
 class Connector(Protocol):
+    #: The vendor stores an empty string as no value (HubSpot): the row written
+    #: locally has NULL where the client wrote '', as the vendor will report it.
+    empty_string_is_null: bool
+
     async def create(
         self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
     ) -> list[ApiObject]: ...

@@ -19,13 +19,18 @@ deferred to COMMIT time (``archive_deferred``): an archive cannot be undone.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxy.backend.channel import QueryFailed, Result, UpstreamChannel
-from proxy.backend.params import NO_PARAMS, StatementParams, json_param, text_params
+from proxy.backend.params import (
+    NO_PARAMS,
+    StatementParams,
+    json_param,
+    loads_exact,
+    text_params,
+)
 from proxy.connectors.base import ApiError, Connector
 from proxy.guard import CLEAR_TOKEN_SQL, SET_TOKEN_SQL, is_pending_id
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
@@ -60,7 +65,7 @@ Image = dict[str, Any]
 
 def images(result: Result, channel: UpstreamChannel) -> list[Image]:
     """One row image (``to_jsonb``) per row, read in the session's encoding."""
-    return [json.loads(channel.text(row[0])) for row in result.rows if row[0] is not None]
+    return [loads_exact(channel.text(row[0])) for row in result.rows if row[0] is not None]
 
 
 class WriteExecutor:
@@ -301,7 +306,7 @@ class WriteExecutor:
         for row in result.rows:
             if row[0] is None:
                 continue
-            image = json.loads(channel.text(row[0]))
+            image = loads_exact(channel.text(row[0]))
             if plan.kind == "insert" and row[1] == b"t" and plan.table.ends is None:
                 _refuse_supplied_values(plan, image)
                 image[plan.table.id_column] = None
@@ -337,7 +342,7 @@ class WriteExecutor:
 def _aggregated(result: Result, channel: UpstreamChannel) -> list[Image]:
     """The old-images query's one row: a JSON array of images (NULL: none)."""
     value = result.rows[0][0] if result.rows else None
-    return json.loads(channel.text(value)) if value is not None else []
+    return loads_exact(channel.text(value)) if value is not None else []
 
 
 def _check_rejoined(plan: WritePlan, old: list[Image], new: list[Image]) -> None:

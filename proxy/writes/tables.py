@@ -40,6 +40,16 @@ class Column:
     type_sql: str
     generated: bool = False
 
+    @property
+    def is_array(self) -> bool:
+        """An array column (a multi-select property: a list at the vendor)."""
+        return self.type_sql.endswith("[]")
+
+    @property
+    def is_json(self) -> bool:
+        """A json/jsonb column: its value goes to the vendor as its JSON text."""
+        return self.type_sql in ("json", "jsonb")
+
 
 @dataclass(frozen=True)
 class SyncedTable:

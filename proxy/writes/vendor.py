@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from proxy.backend.params import dumps_exact, loads_exact
 from proxy.connectors.base import ApiObject, CallHooks, Connector
 from proxy.writes.ledger import DeferredArchive
 from proxy.writes.outcome import ApiChange
@@ -37,11 +38,19 @@ class VendorWrites:
 
     async def call(self, old: list[Image], new: list[Image]) -> ApiChange:
         kind = self._plan.kind
+        if self._connector.empty_string_is_null:
+            new = [self._without_empty_strings(row) for row in new]
         if kind == "insert":
             return await self._insert(new, old)
         if kind == "update":
             return await self._update(old, new)
         return self._delete(old)
+
+    def _without_empty_strings(self, row: Image) -> Image:
+        return {
+            column: None if value == "" and column in self._table.properties else value
+            for column, value in row.items()
+        }
 
     # -- association rows -------------------------------------------------------------
 
@@ -194,9 +203,33 @@ def keep_sync_columns(table: SyncedTable, row: Image, before: Image) -> Image:
     return {**row, **{column: before.get(column) for column in table.sync_columns}}
 
 
+def _local_value(value: str | None, array: bool, json_column: bool) -> object:
+    """A vendor's property string as the local column holds it: a multi-select's
+    values come back ";"-joined, a json/jsonb column's as the JSON text it was sent."""
+    if value is None:
+        return None
+    if array:
+        return value.split(";")
+    if json_column:
+        try:
+            return loads_exact(value)
+        except ValueError:
+            return value  # not JSON (set at the vendor): PostgreSQL says what it thinks
+    return value
+
+
 def properties(table: SyncedTable, row: Image) -> dict[str, Any]:
-    """The row's vendor properties."""
-    return {prop: row.get(column) for column, prop in table.properties.items()}
+    """The row's vendor properties. A json/jsonb column's value is sent as its JSON
+    text (it comes back as that text, which PostgreSQL reads as the same value)."""
+    json_columns = {c.name for c in table.columns if c.is_json}
+    return {
+        prop: _json_text(row.get(column)) if column in json_columns else row.get(column)
+        for column, prop in table.properties.items()
+    }
+
+
+def _json_text(value: object) -> str | None:
+    return None if value is None else dumps_exact(value)
 
 
 def merge(
@@ -204,15 +237,19 @@ def merge(
 ) -> Image:
     """The row to apply locally: PostgreSQL's new image with the API's id and values."""
     merged = dict(row)
-    for column, value in sync_values.items():
+    for column, stamp in sync_values.items():
         if column in table.sync_columns:
-            merged[column] = value
+            merged[column] = stamp
     if obj is None:
         return merged
     merged[table.id_column] = obj.id
+    arrays = {c.name for c in table.columns if c.is_array}
+    json_columns = {c.name for c in table.columns if c.is_json}
     for column, prop in table.vendor_columns.items():
         if prop in obj.properties:
-            merged[column] = obj.properties[prop]
+            merged[column] = _local_value(
+                obj.properties[prop], column in arrays, column in json_columns
+            )
     if "_updated_at" in table.sync_columns:
         merged["_updated_at"] = obj.updated_at
     return merged

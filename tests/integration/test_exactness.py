@@ -577,3 +577,45 @@ def test_a_query_without_its_terminator_is_postgresqls_to_refuse(hs: Harness) ->
         assert [kind for kind, _ in answer] == [ord("E"), ord("Z")]
     no_vendor_calls(hs)
     assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]
+
+
+# -- 7. values: the local row is what the vendor holds ------------------------------------
+
+
+def test_a_numeric_keeps_every_digit(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        ident = conn.execute(  # type: ignore[index]
+            "INSERT INTO hubspot.deal (dealname, amount, dealstage, pipeline) VALUES "
+            "('Exact', 12345678901234567890.123456789, 'qualifiedtobuy', 'default') RETURNING id"
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE hubspot.deal SET amount = amount + 0.000000001 WHERE id = %s", (ident,)
+        )
+    [deal] = hs.sandbox.objects("deals")
+    assert deal["properties"]["amount"] == "12345678901234567890.12345679"  # type: ignore[index]
+    assert hs.local("SELECT amount::text FROM hubspot.deal") == [
+        ("12345678901234567890.12345679",)
+    ]
+
+
+def test_microseconds_are_stored_as_the_vendors_milliseconds(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO hubspot.deal (dealname, closedate, dealstage, pipeline) VALUES "
+            "('Ms', '2024-05-01 10:30:00.123456+00', 'qualifiedtobuy', 'default') "
+            "RETURNING closedate::text"
+        ).fetchone()
+    assert row == ("2024-05-01 10:30:00.123+00",)  # RETURNING shows what is stored
+    [deal] = hs.sandbox.objects("deals")
+    assert deal["properties"]["closedate"] == "2024-05-01T10:30:00.123Z"  # type: ignore[index]
+
+
+def test_an_empty_string_is_stored_as_the_vendors_null(hs: Harness) -> None:
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO hubspot.contact (email, company) VALUES ('e@example.com', '')")
+        assert conn.execute("SELECT company FROM hubspot.contact").fetchone() == (None,)
+        conn.execute("UPDATE hubspot.contact SET company = 'Acme'")
+        conn.execute("UPDATE hubspot.contact SET company = ''")
+        assert conn.execute("SELECT company FROM hubspot.contact").fetchone() == (None,)
+    [obj] = hs.sandbox.objects()
+    assert obj["properties"].get("company") in (None, "")  # type: ignore[attr-defined]

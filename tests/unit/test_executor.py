@@ -77,6 +77,8 @@ class FakeChannel:
 
 
 class FakeConnector:
+    empty_string_is_null = False
+
     def __init__(self, error: ApiError | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []
         self._error = error

@@ -35,6 +35,8 @@ _PAGE = 100
 
 
 class HubSpotConnector:
+    empty_string_is_null = True  # a property set to "" is cleared
+
     def __init__(self, settings: HubSpotSettings) -> None:
         self._batch_size = settings.batch_size
         self._client = HubSpotClient(settings)
