@@ -235,6 +235,13 @@ class Connector(Protocol):
         properties: Sequence[str] | None = None,
     ) -> ApiObject | None: ...
 
+    async def get_many(
+        self, object_type: str, values: Sequence[str], *, id_property: str
+    ) -> dict[str, ApiObject]:
+        """The live objects whose unique ``id_property`` is one of ``values``, keyed by
+        the value the vendor holds (in batches, not one call per value)."""
+        ...
+
     async def find_created(
         self, call: VendorCall, since: datetime, *, unique_property: str | None = None
     ) -> list[ApiObject | None]:

@@ -118,20 +118,23 @@ class VendorWrites:
         return ApiChange(payload)
 
     async def _absent(self, new: list[Image]) -> list[Image]:
-        """ON CONFLICT DO NOTHING: keep the rows whose key the vendor does not know."""
+        """ON CONFLICT DO NOTHING: keep the rows whose key the vendor does not know
+        (one batch read for all of them; the vendor's unique keys, e.g. HubSpot's
+        emails, compare without case)."""
         table = self._table
         assert self._plan.conflict is not None
         column = self._plan.conflict.key_column
         key = table.property_of(column) or column
-        absent = []
-        for row in new:
-            value = row.get(column)
-            if (
-                value is None
-                or await self._connector.get(table.object_type, str(value), id_property=key) is None
-            ):
-                absent.append(row)
-        return absent
+        values = [str(row[column]) for row in new if row.get(column) is not None]
+        if not values:
+            return new
+        known = await self._connector.get_many(table.object_type, values, id_property=key)
+        taken = {value.casefold() for value in known}
+        return [
+            row
+            for row in new
+            if row.get(column) is None or str(row[column]).casefold() not in taken
+        ]
 
     async def _update(self, old: list[Image], new: list[Image]) -> ApiChange:
         table = self._table

@@ -619,3 +619,37 @@ def test_an_empty_string_is_stored_as_the_vendors_null(hs: Harness) -> None:
         assert conn.execute("SELECT company FROM hubspot.contact").fetchone() == (None,)
     [obj] = hs.sandbox.objects()
     assert obj["properties"].get("company") in (None, "")  # type: ignore[attr-defined]
+
+
+# -- 9. ON CONFLICT DO NOTHING reads the vendor in batches ---------------------------------
+
+
+def test_do_nothing_checks_the_vendor_with_batch_reads(hs: Harness) -> None:
+    # 5 contacts the vendor knows but this database does not (the sync is behind).
+    for i in range(5):
+        hs.sandbox.http.post(
+            "/crm/v3/objects/contacts",
+            json={"properties": {"email": f"Known{i}@example.com"}},
+            headers={"Authorization": "Bearer sandbox-token"},
+        ).raise_for_status()
+    forget_requests(hs)
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        cur = conn.execute(
+            "INSERT INTO hubspot.contact (email) SELECT e FROM ("
+            "SELECT 'known' || g || '@example.com' AS e FROM generate_series(0, 4) g "
+            "UNION ALL SELECT 'new' || g || '@example.com' FROM generate_series(1, 295) g) s "
+            "ON CONFLICT (email) DO NOTHING"
+        )
+        assert cur.rowcount == 295
+    reads = [r for r in hs.sandbox.vendor_requests() if "/batch/read" in str(r["path"])]
+    assert len(reads) == 3  # 300 keys, 100 per call
+    assert not [r for r in hs.sandbox.vendor_requests() if r["method"] == "GET"]
+    # The vendor's 5 are not local: bring them along as the sync would.
+    for obj in hs.sandbox.objects():
+        email = str(obj["properties"]["email"])  # type: ignore[index]
+        if email.startswith("known"):
+            hs.local(
+                "INSERT INTO hubspot.contact (id, email) VALUES (%s, %s) RETURNING id",
+                str(obj["id"]),
+                email,
+            )

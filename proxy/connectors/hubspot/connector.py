@@ -177,6 +177,34 @@ class HubSpotConnector:
             raise
         return _to_object(reply.body)
 
+    async def get_many(
+        self, object_type: str, values: Sequence[str], *, id_property: str
+    ) -> dict[str, ApiObject]:
+        """The live objects whose ``id_property`` is one of ``values``, by value as
+        HubSpot reports it (batch read: one call per ``batch_size`` values)."""
+        found: dict[str, ApiObject] = {}
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), self._batch_size):
+            chunk = unique[start : start + self._batch_size]
+            reply = await self._client.request(
+                "POST",
+                f"{_base(object_type)}/batch/read",
+                object_type=object_type,
+                idempotent=True,
+                json={
+                    "idProperty": id_property,
+                    "properties": [id_property],
+                    "inputs": [{"id": value} for value in chunk],
+                },
+            )
+            results = reply.body.get("results") if isinstance(reply.body, Mapping) else None
+            for raw in results if isinstance(results, list) else []:
+                obj = _to_object(raw)
+                key = obj.properties.get(id_property)
+                if key is not None:
+                    found[key] = obj
+        return found
+
     async def find_created(
         self, call: VendorCall, since: datetime, *, unique_property: str | None = None
     ) -> list[ApiObject | None]:
