@@ -593,9 +593,7 @@ def test_a_numeric_keeps_every_digit(hs: Harness) -> None:
         )
     [deal] = hs.sandbox.objects("deals")
     assert deal["properties"]["amount"] == "12345678901234567890.12345679"  # type: ignore[index]
-    assert hs.local("SELECT amount::text FROM hubspot.deal") == [
-        ("12345678901234567890.12345679",)
-    ]
+    assert hs.local("SELECT amount::text FROM hubspot.deal") == [("12345678901234567890.12345679",)]
 
 
 def test_microseconds_are_stored_as_the_vendors_milliseconds(hs: Harness) -> None:
