@@ -299,7 +299,10 @@ class ClientSession(asyncio.Protocol):
         return not self.conv.pending_syncs and self.conv.tx_status == IDLE
 
     async def cancel_upstream(self) -> None:
-        """Send the upstream a CancelRequest for this session's running query."""
+        """Send the upstream a CancelRequest for this session's running query (and
+        tell a synced statement waiting for the vendor: PostgreSQL would not see it)."""
+        if self.synced is not None:
+            self.synced.ledger.cancel_requested = True
         handshake = self._handshake
         if handshake is None or handshake.upstream_key is None:
             return

@@ -20,6 +20,7 @@ deferred to COMMIT time (``archive_deferred``): an archive cannot be undone.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from proxy.backend.params import (
 )
 from proxy.connectors.base import ApiError, Connector
 from proxy.guard import CLEAR_TOKEN_SQL, SET_TOKEN_SQL, is_pending_id
+from proxy.wire.messages.error_response import PgError
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.errors import api_error, unsupported_error
 from proxy.writes.journaling import LiveJournal, StatementJournal
@@ -45,6 +47,8 @@ from proxy.writes.vendor import VendorWrites, previous_values
 log = logging.getLogger(__name__)
 
 STATEMENT_SAVEPOINT = "writeproxy_statement"
+QUERY_CANCELED = "57014"
+READ_ONLY_TRANSACTION = "25006"
 #: How often an ON CONFLICT DO UPDATE's dry run is repeated to lock what it updates.
 UPSERT_ATTEMPTS = 5
 #: Leaves a transaction block aborted, as any failed statement does.
@@ -52,7 +56,14 @@ ABORT_SQL = (
     "DO $writeproxy$ BEGIN RAISE EXCEPTION 'writeproxy: synced write failed'; END $writeproxy$"
 )
 #: The transaction's xid, and the guard's token for the statement's table.
-CURRENT_XID_SQL = f"SELECT pg_catalog.pg_current_xact_id()::text, ({SET_TOKEN_SQL[7:]})"
+#: Also what PostgreSQL would check before running the client's statement: a read-only
+#: transaction, and the statement_timeout the vendor call counts against (seconds).
+CURRENT_XID_SQL = (
+    "SELECT pg_catalog.pg_current_xact_id()::text, "
+    "pg_catalog.current_setting('transaction_read_only'), "
+    "extract(epoch FROM pg_catalog.current_setting('statement_timeout')::interval)::text, "
+    f"({SET_TOKEN_SQL[7:]})"
+)
 #: In the block the proxy opens around an autocommit statement, also no
 #: idle_in_transaction_session_timeout while the vendor answers (the client's statement
 #: is running, not idle; SET LOCAL ends with the block).
@@ -161,7 +172,9 @@ class WriteExecutor:
         try:
             if not in_block:
                 await channel.checked("BEGIN")
-            xid = await self._current_xid(
+            ledger.cancel_requested = False
+            started = time.monotonic()
+            xid, timeout_s = await self._current_xid(
                 channel,
                 ledger,
                 CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL,
@@ -189,6 +202,7 @@ class WriteExecutor:
                 change = await self._associations(channel, plan, vendor, old, new)
             else:
                 change = await vendor.call(old, new)
+            _check_cancelled(ledger, started, timeout_s)
             applied = await channel.run(
                 plan.apply, json_param(change.payload), params.result_formats
             )
@@ -225,6 +239,10 @@ class WriteExecutor:
             if hooks is not None:
                 await self._journal.failed(hooks)
             return await self.fail(channel, in_block, unsupported_error(error))
+        except (Cancelled, ReadOnly) as stopped:
+            if hooks is not None:
+                await self._journal.failed(hooks)  # the vendor change is undone
+            return await self.fail(channel, in_block, stopped.error(plan))
         except BaseException:
             # E.g. the upstream connection was lost mid-statement: the transaction is
             # gone with it; the entries are resolved by its verdict.
@@ -243,18 +261,21 @@ class WriteExecutor:
 
     async def _current_xid(
         self, channel: UpstreamChannel, ledger: TxLedger, sql: str, token: StatementParams
-    ) -> int:
+    ) -> tuple[int, float]:
         """The client transaction's xid, asked for every statement: a transaction can
         end and another begin without the proxy seeing a ReadyForQuery in between (a
         pipeline with COMMIT and BEGIN before its Sync, COMMIT AND CHAIN). A new xid
         means the ledger's entries belong to a transaction that has ended: they are
         handed to the journal, which resolves them by that transaction's verdict."""
-        xid = int((await channel.checked(sql, token)).rows[0][0] or b"0")
+        row = (await channel.checked(sql, token)).rows[0]
+        xid = int(row[0] or b"0")
         if ledger.xid is not None and ledger.xid != xid:
             previous, entries = ledger.end()
             self._journal.ended(previous, entries)
         ledger.xid = xid
-        return xid
+        if row[1] == b"on":
+            raise ReadOnly()
+        return xid, float(row[2] or b"0")
 
     async def _associations(
         self,
@@ -337,6 +358,37 @@ class WriteExecutor:
             "the rows this INSERT ... ON CONFLICT updates kept changing while it ran",
             "Retry the statement.",
         )
+
+
+class Cancelled(Exception):
+    """The client cancelled the statement, or its statement_timeout passed, while the
+    vendor answered: the vendor call is not interrupted (its outcome would be unknown);
+    its effect is undone and the statement fails as PostgreSQL's would."""
+
+    def __init__(self, timeout: bool) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def error(self, plan: WritePlan) -> PgError:
+        cause = "statement timeout" if self.timeout else "user request"
+        return PgError(QUERY_CANCELED, f"canceling statement due to {cause}")
+
+
+class ReadOnly(Exception):
+    """PostgreSQL's own refusal, before anything is run."""
+
+    def error(self, plan: WritePlan) -> PgError:
+        return PgError(
+            READ_ONLY_TRANSACTION,
+            f"cannot execute {plan.kind.upper()} in a read-only transaction",
+        )
+
+
+def _check_cancelled(ledger: TxLedger, started: float, timeout_s: float) -> None:
+    if ledger.cancel_requested:
+        raise Cancelled(timeout=False)
+    if timeout_s > 0 and time.monotonic() - started > timeout_s:
+        raise Cancelled(timeout=True)
 
 
 def _aggregated(result: Result, channel: UpstreamChannel) -> list[Image]:

@@ -66,6 +66,9 @@ class TxLedger:
     #: The client executed its own BEGIN since the last ReadyForQuery (extended
     #: protocol): the upstream is in the client's explicit block already.
     client_began: bool = False
+    #: A CancelRequest for the session arrived while a synced statement ran (the
+    #: executor checks it once the vendor has answered).
+    cancel_requested: bool = False
     _events: list[_Event] = field(default_factory=list)
 
     @property

@@ -651,3 +651,64 @@ def test_do_nothing_checks_the_vendor_with_batch_reads(hs: Harness) -> None:
                 str(obj["id"]),
                 email,
             )
+
+
+# -- 11. PostgreSQL's own answers: read-only, cancel, statement_timeout, 21000 -------------
+
+
+def test_a_read_only_transaction_is_refused_in_postgresqls_words(hs: Harness) -> None:
+    [ident] = seed(hs, "ro@example.com")
+    forget_requests(hs)
+    for sql in (
+        "INSERT INTO hubspot.contact (email) VALUES ('x@example.com')",
+        "UPDATE hubspot.contact SET company = 'X'",
+        "DELETE FROM hubspot.contact",
+    ):
+        with psycopg.connect(hs.url) as conn:
+            conn.execute("BEGIN READ ONLY")
+            with pytest.raises(errors.ReadOnlySqlTransaction) as info:
+                conn.execute(sql)  # type: ignore[arg-type]
+            verb = sql.split()[0]
+            assert str(info.value).strip() == f"cannot execute {verb} in a read-only transaction"
+            conn.rollback()
+    no_vendor_calls(hs)
+    assert hs.local("SELECT id FROM hubspot.contact") == [(ident,)]
+
+
+def test_a_cancel_while_the_vendor_answers_undoes_the_call(hs: Harness) -> None:
+    hs.sandbox.fault(match={"method": "POST", "path_regex": "objects/contacts$"}, delay_ms=1500)
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        timer = threading.Timer(0.5, conn.cancel)
+        timer.start()
+        with pytest.raises(errors.QueryCanceled, match="user request"):
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('c@example.com')")
+        timer.join()
+        assert conn.execute("SELECT count(*) FROM hubspot.contact").fetchone() == (0,)
+    hs.settle()
+    assert hs.sandbox.objects() == []  # created, then archived by the journal
+
+
+def test_statement_timeout_counts_the_vendors_time(hs: Harness) -> None:
+    hs.sandbox.fault(match={"method": "POST", "path_regex": "objects/contacts$"}, delay_ms=1200)
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("SET statement_timeout = '500ms'")
+        with pytest.raises(errors.QueryCanceled, match="statement timeout"):
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('t@example.com')")
+        conn.rollback()
+    hs.settle()
+    assert hs.sandbox.objects() == []
+
+
+def test_on_conflict_affecting_a_row_twice_is_21000(hs: Harness) -> None:
+    seed(hs, "twice@example.com")
+    forget_requests(hs)
+    with (
+        psycopg.connect(hs.url, autocommit=True) as conn,
+        pytest.raises(errors.CardinalityViolation),
+    ):
+        conn.execute(
+            "INSERT INTO hubspot.contact (email, firstname) VALUES "
+            "('twice@example.com', 'A'), ('twice@example.com', 'B') "
+            "ON CONFLICT (email) DO UPDATE SET firstname = excluded.firstname"
+        )
+    no_vendor_calls(hs)
