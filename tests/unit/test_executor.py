@@ -31,8 +31,14 @@ class FakeChannel:
     """Answers the executor's statements from a script; records every SQL text."""
 
     def __init__(
-        self, plan: WritePlan, *, images: Sequence[Mapping[str, Any]] = (), fail: str = ""
+        self,
+        plan: WritePlan,
+        *,
+        images: Sequence[Mapping[str, Any]] = (),
+        fail: str = "",
+        read_only: bool = False,
     ) -> None:
+        self._read_only = b"on" if read_only else b"off"
         self.sql: list[str] = []
         self.encoding = "utf-8"
         self._plan = plan
@@ -51,7 +57,7 @@ class FakeChannel:
         if sql in ("COMMIT", "ROLLBACK"):
             return Result(tag=sql, status=IDLE)
         if sql in (CURRENT_XID_SQL, OWN_BLOCK_XID_SQL):
-            return Result(rows=[[b"4242", b""]], status=status)
+            return Result(rows=[[b"4242", self._read_only, b"0", b""]], status=status)
         if sql == self._plan.select_old:  # one row: the JSON array of the old images
             return Result(rows=[[json.dumps(self._images).encode(), b""]], status=status)
         if sql == self._plan.dry_run:  # image, inserted; new rows carry the placeholder
@@ -283,3 +289,46 @@ async def test_update_without_changes_calls_nothing(in_block: bool) -> None:
         connector=connector,
     )
     assert isinstance(outcome, Success) and connector.calls == []
+
+
+async def test_a_read_only_transaction_is_refused_before_any_call() -> None:
+    planned, connector = plan(INSERT), FakeConnector()
+    channel = FakeChannel(planned, images=[ROW], read_only=True)
+    outcome = await executor(connector, FakeJournal()).execute(
+        channel,  # type: ignore[arg-type]
+        planned,
+        True,
+        TxLedger(),
+    )
+    assert isinstance(outcome, Failure) and isinstance(outcome.error, PgError)
+    assert outcome.error.sqlstate == "25006"
+    assert str(outcome.error.message) == "cannot execute INSERT in a read-only transaction"
+    assert connector.calls == []
+
+
+class CancellingConnector(FakeConnector):
+    """A cancel arrives while the vendor answers."""
+
+    def __init__(self, ledger: TxLedger) -> None:
+        super().__init__()
+        self._ledger = ledger
+
+    async def _answer(self, op: str, payload: Any, hooks: Any) -> None:
+        await super()._answer(op, payload, hooks)
+        self._ledger.cancel_requested = True
+
+
+async def test_a_cancel_during_the_call_undoes_it_and_fails_with_57014() -> None:
+    journal, ledger = FakeJournal(), TxLedger()
+    outcome, channel = await run(
+        INSERT,
+        False,
+        images=[ROW],
+        connector=CancellingConnector(ledger),
+        journal=journal,
+        ledger=ledger,
+    )
+    assert isinstance(outcome, Failure) and isinstance(outcome.error, PgError)
+    assert outcome.error.sqlstate == "57014"
+    assert journal.failed_ids == [42421]  # handed to the journal to undo
+    assert plan(INSERT).apply not in channel.sql and channel.sql[-1] == "ROLLBACK"
