@@ -69,6 +69,8 @@ class UpstreamChannel:
         #: are written, and the rows it reads decoded, in it (None: unsupported).
         self.encoding = encoding
         self._on_encoding = on_encoding
+        #: Statements sent ahead whose results have not been read yet.
+        self._ahead = 0
 
     def text(self, raw: bytes) -> str:
         """A text value of a row the proxy reads, in the session's encoding."""
@@ -109,22 +111,60 @@ class UpstreamChannel:
         """Run one statement with the extended protocol, reusing a client's raw
         parameter values when ``params`` carries them, and Sync (we are always inside
         an explicit transaction block here, so Sync does not commit)."""
+        await self.drain()
+        self.send(self._statement(sql, params, result_formats))
+        return await self._collect(Result())
+
+    async def run_many(
+        self, statements: Sequence[tuple[str, StatementParams]], result_formats: Sequence[int] = ()
+    ) -> list[Result]:
+        """Run statements in one round trip (each with its own Sync, so each has its
+        own result; after a failure inside a block the later ones fail with 25P02).
+        ``result_formats`` apply to the first statement."""
+        await self.drain()
+        self.send(
+            b"".join(
+                self._statement(sql, params, result_formats if i == 0 else ())
+                for i, (sql, params) in enumerate(statements)
+            )
+        )
+        return [await self._collect(Result()) for _ in statements]
+
+    def send_ahead(self, sql: str) -> None:
+        """Send a statement without waiting for it: its result is read (and checked)
+        before the next statement runs, e.g. while the vendor answers meanwhile."""
+        self.send(self._statement(sql, NO_PARAMS, ()))
+        self._ahead += 1
+
+    async def drain(self, check: bool = True) -> None:
+        """Read the results of statements sent ahead; the first failure raises
+        (unless ``check`` is off: on a failure path, where they no longer matter)."""
+        failed: Result | None = None
+        while self._ahead:
+            self._ahead -= 1
+            result = await self._collect(Result())
+            if result.error is not None and failed is None:
+                failed = result
+        if failed is not None and check:
+            raise QueryFailed(failed)
+
+    def _statement(
+        self, sql: str, params: StatementParams, result_formats: Sequence[int]
+    ) -> bytes:
         bind = params.bind
         values = bind.values if bind is not None else ()
         formats = bind.param_formats if bind is not None else ()
-        param_types = params.param_types
         # A named statement and portal of the proxy's own, so that the client's unnamed
         # statement survives (closing an absent one is not an error).
-        self.send(
+        return (
             extended.close_statement(INTERNAL)
             + extended.close_portal(INTERNAL)
-            + Parse(INTERNAL, sql, tuple(param_types)).encode(self.encoding or "utf-8")
+            + Parse(INTERNAL, sql, tuple(params.param_types)).encode(self.encoding or "utf-8")
             + Bind(INTERNAL, INTERNAL, formats, values, tuple(result_formats)).encode()
             + extended.describe_portal(INTERNAL)
             + extended.execute(INTERNAL)
             + extended.SYNC
         )
-        return await self._collect(Result())
 
     async def begin_in_pipeline(self) -> Result:
         """BEGIN inside the client's implicit transaction (extended protocol, before
@@ -133,6 +173,7 @@ class UpstreamChannel:
         client ran before. If the client had already sent its own BEGIN in the same
         pipeline, PostgreSQL's "already a transaction in progress" warning is ours,
         not the client's, and is not relayed."""
+        await self.drain()
         self.send(
             extended.close_statement(INTERNAL)
             + extended.close_portal(INTERNAL)

@@ -170,25 +170,35 @@ class WriteExecutor:
         hooks: StatementJournal | None = None
         new: list[Image] = []
         try:
-            if not in_block:
-                await channel.checked("BEGIN")
             ledger.cancel_requested = False
             started = time.monotonic()
-            xid, timeout_s = await self._current_xid(
-                channel,
-                ledger,
-                CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL,
-                self._token(table),
-            )
-            await channel.checked(f"SAVEPOINT {STATEMENT_SAVEPOINT}")
+            # One round trip: the block, the xid and token, the savepoint, the locked
+            # rows and the dry run (the upsert's dry run is repeated on its own).
+            upsert = plan.conflict is not None and plan.conflict.action == "update"
+            prelude: list[tuple[str, StatementParams]] = [] if in_block else [("BEGIN", NO_PARAMS)]
+            prelude += [
+                (CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL, self._token(table)),
+                (f"SAVEPOINT {STATEMENT_SAVEPOINT}", NO_PARAMS),
+            ]
+            if plan.select_old is not None:
+                prelude.append((plan.select_old, params))
+            dry_run = plan.dry_run if not upsert else None
+            if dry_run is not None:
+                prelude += [(f"SAVEPOINT {STAGE_SAVEPOINT}", NO_PARAMS), (dry_run, params)]
+            results = iter(await channel.run_many(prelude))
+            if not in_block:
+                _checked(next(results))
+            xid, timeout_s = self._current_xid(ledger, _checked(next(results)))
+            _checked(next(results))
             old: list[Image] = []
             if plan.select_old is not None:
-                result = await channel.checked(plan.select_old, params)
-                old = _unique(_aggregated(result, channel), plan)
-            if plan.conflict is not None and plan.conflict.action == "update":
+                old = _unique(_aggregated(_checked(next(results)), channel), plan)
+            if dry_run is not None:
+                _checked(next(results))
+                new = self._new_rows(channel, plan, _checked(next(results)))
+                _roll_back_dry_run(channel)
+            if upsert:
                 new, old = await self._upsert_dry_run(channel, plan, params)
-            elif plan.dry_run is not None:
-                new = await self._dry_run(channel, plan, params)
             if plan.kind == "update" and plan.rejoins:
                 _check_rejoined(plan, old, new)
             hooks = self._journal.statement(
@@ -203,13 +213,17 @@ class WriteExecutor:
             else:
                 change = await vendor.call(old, new)
             _check_cancelled(ledger, started, timeout_s)
-            applied = await channel.run(
-                plan.apply, json_param(change.payload), params.result_formats
-            )
-            if applied.error is not None:
-                raise QueryFailed(applied)
+            # One round trip: the apply, the savepoint's release (and, inside the
+            # client's block, the token cleared); the COMMIT waits for the checks.
+            finish = [(plan.apply, json_param(change.payload))]
+            finish.append((f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}", NO_PARAMS))
+            if in_block:
+                finish.append((CLEAR_TOKEN_SQL, NO_PARAMS))
+            applied, *after = await channel.run_many(finish, params.result_formats)
+            _checked(applied)
+            for result in after:
+                _checked(result)
             _check_applied(plan, change, applied)
-            await channel.checked(f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}")
             ledger.record(hooks.entry_ids)
             if change.deferred is not None:
                 ledger.defer(change.deferred)
@@ -222,8 +236,6 @@ class WriteExecutor:
                 if commit.error is not None:
                     raise QueryFailed(commit)
                 status = commit.status
-            else:
-                await channel.checked(CLEAR_TOKEN_SQL)
             return Success(applied.row_description, applied.raw_rows, applied.tag, status, change)
         except QueryFailed as failed:
             if hooks is not None:
@@ -259,15 +271,13 @@ class WriteExecutor:
         before the client sends anything else."""
         return text_params(self._guard_secret, table.qualified)
 
-    async def _current_xid(
-        self, channel: UpstreamChannel, ledger: TxLedger, sql: str, token: StatementParams
-    ) -> tuple[int, float]:
+    def _current_xid(self, ledger: TxLedger, result: Result) -> tuple[int, float]:
         """The client transaction's xid, asked for every statement: a transaction can
         end and another begin without the proxy seeing a ReadyForQuery in between (a
         pipeline with COMMIT and BEGIN before its Sync, COMMIT AND CHAIN). A new xid
         means the ledger's entries belong to a transaction that has ended: they are
         handed to the journal, which resolves them by that transaction's verdict."""
-        row = (await channel.checked(sql, token)).rows[0]
+        row = result.rows[0]
         xid = int(row[0] or b"0")
         if ledger.xid is not None and ledger.xid != xid:
             previous, entries = ledger.end()
@@ -300,6 +310,7 @@ class WriteExecutor:
         self, channel: UpstreamChannel, in_block: bool, error: StatementError, aborted: bool = False
     ) -> Failure:
         """Leave the session as PostgreSQL would after this statement failed."""
+        await channel.drain(check=False)
         if not in_block:
             result = await channel.run("ROLLBACK")
         elif aborted:
@@ -321,8 +332,10 @@ class WriteExecutor:
         assert plan.dry_run is not None
         await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
         result = await channel.checked(plan.dry_run, params)
-        await channel.checked(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
-        await channel.checked(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
+        _roll_back_dry_run(channel)
+        return self._new_rows(channel, plan, result)
+
+    def _new_rows(self, channel: UpstreamChannel, plan: WritePlan, result: Result) -> list[Image]:
         new: list[Image] = []
         for row in result.rows:
             if row[0] is None:
@@ -389,6 +402,18 @@ def _check_cancelled(ledger: TxLedger, started: float, timeout_s: float) -> None
         raise Cancelled(timeout=False)
     if timeout_s > 0 and time.monotonic() - started > timeout_s:
         raise Cancelled(timeout=True)
+
+
+def _checked(result: Result) -> Result:
+    if result.error is not None:
+        raise QueryFailed(result)
+    return result
+
+
+def _roll_back_dry_run(channel: UpstreamChannel) -> None:
+    """Undo the dry run without waiting: PostgreSQL does it while the vendor answers."""
+    channel.send_ahead(f"ROLLBACK TO SAVEPOINT {STAGE_SAVEPOINT}")
+    channel.send_ahead(f"RELEASE SAVEPOINT {STAGE_SAVEPOINT}")
 
 
 def _aggregated(result: Result, channel: UpstreamChannel) -> list[Image]:

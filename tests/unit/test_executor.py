@@ -75,6 +75,17 @@ class FakeChannel:
     def text(self, raw: bytes) -> str:
         return raw.decode(self.encoding)
 
+    async def run_many(
+        self, statements: Sequence[tuple[str, StatementParams]], result_formats: Any = ()
+    ) -> list[Result]:
+        return [await self.run(sql, params) for sql, params in statements]
+
+    def send_ahead(self, sql: str) -> None:
+        self.sql.append(sql)
+
+    async def drain(self, check: bool = True) -> None:
+        return None
+
     async def checked(self, sql: str, params: StatementParams = NO_PARAMS) -> Result:
         result = await self.run(sql, params)
         if result.error is not None:
