@@ -148,9 +148,7 @@ class UpstreamChannel:
         if failed is not None and check:
             raise QueryFailed(failed)
 
-    def _statement(
-        self, sql: str, params: StatementParams, result_formats: Sequence[int]
-    ) -> bytes:
+    def _statement(self, sql: str, params: StatementParams, result_formats: Sequence[int]) -> bytes:
         bind = params.bind
         values = bind.values if bind is not None else ()
         formats = bind.param_formats if bind is not None else ()

@@ -73,19 +73,36 @@ def object_ids(calls: Sequence[InverseCall]) -> set[str]:
     return ids
 
 
-def without_objects(calls: Sequence[InverseCall], skip: set[str]) -> list[InverseCall]:
-    """The undo calls minus everything that would change an object of ``skip``."""
-    if not skip:
+def without_written(
+    calls: Sequence[InverseCall], written: Mapping[str, frozenset[str] | None]
+) -> list[InverseCall]:
+    """The undo calls minus what would overwrite a later committed write: the
+    properties it wrote (``written`` by object id; None: the whole object)."""
+    if not written:
         return list(calls)
     kept: list[InverseCall] = []
     for call in calls:
         if isinstance(call, ArchiveObjects):
-            ids = tuple(i for i in call.ids if i not in skip)
+            ids = tuple(i for i in call.ids if i not in written)
             if ids:
                 kept.append(ArchiveObjects(call.object_type, ids))
         elif isinstance(call, RestoreProperties):
-            if call.object_id not in skip:
+            if call.object_id not in written:
                 kept.append(call)
+                continue
+            taken = written[call.object_id]
+            if taken is None:
+                continue
+            left = {k: v for k, v in call.previous.items() if k not in taken}
+            if left:
+                kept.append(
+                    RestoreProperties(
+                        call.object_type,
+                        call.object_id,
+                        left,
+                        {k: v for k, v in call.expected.items() if k in left},
+                    )
+                )
         else:
             kept.append(call)
     return kept
@@ -190,6 +207,11 @@ def _relink(entry: Entry) -> list[InverseCall]:
 # -- comparing what the vendor holds with what was sent or held before -------------
 
 
+def values_equal(held: object, wanted: object) -> bool:
+    """Whether the vendor's value ``held`` is exactly ``wanted`` (empty == missing)."""
+    return _text(held) == _text(wanted)
+
+
 def values_match(held: object, wanted: object) -> bool:
     """Whether the vendor's value ``held`` is ``wanted``, allowing for the vendor's
     normalisation: empty == missing, case (e-mail addresses, booleans), number
@@ -246,5 +268,6 @@ __all__ = [
     "RestoreProperties",
     "Unrestorable",
     "inverse",
+    "values_equal",
     "values_match",
 ]

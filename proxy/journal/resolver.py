@@ -28,7 +28,7 @@ from enum import StrEnum
 
 from proxy.connectors.base import ApiError, Connector, Operation, VendorCall
 
-from .inverse import InverseCall, inverse, object_ids, without_objects
+from .inverse import InverseCall, inverse, object_ids, without_written
 from .model import (
     UNKNOWN,
     Action,
@@ -193,7 +193,7 @@ class Resolver:
                 if superseded is None:  # a later write of the object is still open
                     await self._journal.release([entry.id], self._owner, self._wait_s)
                     return Outcome.WAITING
-                for kept in without_objects([call], superseded):
+                for kept in without_written([call], superseded):
                     if problem := await _run(kept, connector):
                         problems.append(problem)
         except ApiError as error:
@@ -203,15 +203,19 @@ class Resolver:
             entry, state, results=looked_up, error="; ".join(problems) or None
         )
 
-    async def _superseded(self, entry: Entry, calls: Sequence[InverseCall]) -> set[str] | None:
-        """Objects a later, committed journal entry wrote: undoing this entry there
-        would overwrite that write (a restore would put back a stale value; an archive
-        would remove an object a committed upsert adopted), so they are left alone.
+    async def _superseded(
+        self, entry: Entry, calls: Sequence[InverseCall]
+    ) -> dict[str, frozenset[str] | None] | None:
+        """What later, committed journal entries wrote, by object: the properties an
+        update wrote (None: the whole object — a create, upsert or archive). Undoing
+        this entry there would overwrite that write (a restore would put back a stale
+        value; an archive would remove an object a committed upsert adopted), so those
+        are left alone; the entry's other properties are still restored.
         None: a later write's transaction is still in progress; wait for its verdict."""
         ids = object_ids(calls)
         later = await self._journal.later_writers(entry, ids) if ids else {}
         if not later:
-            return set()
+            return {}
         verdicts = await self._journal.xact_status({x for xids in later.values() for x in xids})
         running = sorted(
             {x for xids in later.values() for x in xids if verdicts.get(x) is Verdict.IN_PROGRESS}
@@ -224,11 +228,15 @@ class Resolver:
                 ", ".join(map(str, running)),
             )
             return None
-        superseded = {
-            oid
-            for oid, xids in later.items()
-            if any(verdicts.get(x) is Verdict.COMMITTED for x in xids)
-        }
+        superseded: dict[str, frozenset[str] | None] = {}
+        for oid, writers in later.items():
+            for xid, written in writers.items():
+                if verdicts.get(xid) is not Verdict.COMMITTED:
+                    continue
+                if written is None or superseded.get(oid, frozenset()) is None:
+                    superseded[oid] = None
+                else:
+                    superseded[oid] = written | (superseded.get(oid) or frozenset())
         if superseded:
             log.info(
                 "journal entry %d: %d object(s) written since by committed transactions; "

@@ -41,17 +41,22 @@ class _Statements:
             UPDATE {j} SET rolled_back = true, next_attempt_at = now(), updated_at = now()
             WHERE id = ANY($1::bigint[]) AND NOT rolled_back"""
         self.xact_status = "SELECT x, pg_xact_status(x) FROM unnest($1::xid8[]) AS x"
-        # Objects are named by id in a call's results (creates, upserts) or its inputs
-        # (updates, archives, associations' "from"/"to").
+        # Objects are named by id in a call's results (creates, upserts: the whole
+        # object) or its inputs (updates: the properties they sent; archives and
+        # associations' "from"/"to": the whole object, properties NULL).
         self.later_writers = f"""
-            SELECT DISTINCT j.xid::text AS xid, o.object_id
+            SELECT DISTINCT j.xid::text AS xid, o.object_id, o.properties
             FROM {j} AS j,
                  LATERAL (
-                     SELECT r ->> 'id' AS object_id
+                     SELECT r ->> 'id' AS object_id, NULL::text[] AS properties
                      FROM jsonb_array_elements(COALESCE(j.results, '[]'::jsonb)) AS r
-                     WHERE jsonb_typeof(r) = 'object'
-                     UNION
-                     SELECT i ->> 'id' FROM jsonb_array_elements(j.inputs) AS i
+                     WHERE jsonb_typeof(r) = 'object' AND j.operation IN ('create', 'upsert')
+                     UNION ALL
+                     SELECT i ->> 'id',
+                            CASE WHEN j.operation = 'update'
+                                  AND jsonb_typeof(i -> 'properties') = 'object'
+                                 THEN ARRAY(SELECT jsonb_object_keys(i -> 'properties')) END
+                     FROM jsonb_array_elements(j.inputs) AS i
                  ) AS o
             WHERE j.database = current_database() AND j.connector = $1
               AND j.object_type = $2 AND j.id > $3 AND j.xid <> $5::xid8

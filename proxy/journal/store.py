@@ -175,10 +175,13 @@ class Journal:
 
     # -- verdicts --------------------------------------------------------------------
 
-    async def later_writers(self, entry: Entry, object_ids: Iterable[str]) -> dict[str, set[int]]:
+    async def later_writers(
+        self, entry: Entry, object_ids: Iterable[str]
+    ) -> dict[str, dict[int, frozenset[str] | None]]:
         """For each of ``object_ids``: the other transactions (xids) whose later entries
         wrote the same object and still stand (not failed, compensated or rolled back;
-        the entry's own transaction is undone as a whole, newest first).
+        the entry's own transaction is undone as a whole, newest first), with the
+        properties they wrote (None: the whole object, e.g. a create or an archive).
         An undo must not overwrite what such a write did once it committed."""
         wanted = sorted(set(object_ids))
         if not wanted:
@@ -191,9 +194,16 @@ class Journal:
             wanted,
             entry.xid,
         )
-        found: dict[str, set[int]] = {}
+        found: dict[str, dict[int, frozenset[str] | None]] = {}
         for row in rows:
-            found.setdefault(str(row["object_id"]), set()).add(int(row["xid"]))
+            writers = found.setdefault(str(row["object_id"]), {})
+            xid, written = int(row["xid"]), row["properties"]
+            if xid in writers and writers[xid] is None:
+                continue
+            if written is None:
+                writers[xid] = None
+            else:
+                writers[xid] = frozenset(written) | (writers.get(xid) or frozenset())
         return found
 
     async def xact_status(self, xids: Iterable[int]) -> dict[int, Verdict | None]:

@@ -15,6 +15,7 @@ from .inverse import (
     Relink,
     RestoreProperties,
     Unrestorable,
+    values_equal,
     values_match,
 )
 
@@ -53,10 +54,14 @@ async def _restore(call: RestoreProperties, connector: Connector) -> str | None:
     changed: list[str] = []
     for name, before in call.previous.items():
         held = current.properties.get(name)
-        if values_match(held, before):
+        if values_equal(held, before):
             continue  # never changed, or already restored
         if values_match(held, call.expected.get(name)):
+            # Still what the call set (also when that differs from the old value only
+            # in case or format: "acme" -> "ACME" must be undone too).
             put[name] = before
+        elif values_match(held, before):
+            continue  # already restored, in the vendor's own format
         else:
             changed.append(name)
     if put:

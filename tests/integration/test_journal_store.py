@@ -663,7 +663,9 @@ async def test_later_writers_names_the_transactions_that_wrote_an_object_since(
         return entry_id
 
     created = await entry(Operation.CREATE, 10, [Result("9", True)], {"properties": {}})
-    await entry(Operation.UPDATE, 11, [Result("9", False)], {"id": "9", "properties": {}})
+    await entry(
+        Operation.UPDATE, 11, [Result("9", False)], {"id": "9", "properties": {"company": "x"}}
+    )
     await entry(Operation.UPSERT, 12, [Result("8", False), None], {"id": "a@x.io"}, {"id": "b"})
     await entry(Operation.ASSOCIATE, 13, [], {"from": "9", "to": "7", "toObjectType": "deals"})
     await entry(Operation.ARCHIVE, 14, [], {"id": "9"})
@@ -672,8 +674,9 @@ async def test_later_writers_names_the_transactions_that_wrote_an_object_since(
     await journal.mark_rolled_back([undone])
     await entry(Operation.UPDATE, 10, [Result("9", False)], {"id": "9"})  # same transaction
     [stored] = [e for e in await journal.list() if e.id == created]
+    # An update names the properties it wrote; creates, upserts and archives the object.
     assert await journal.later_writers(stored, ["9", "8", "7"]) == {
-        "9": {11, 14},
-        "8": {12},
+        "9": {11: frozenset({"company"}), 14: None},
+        "8": {12: None},
     }
     assert await journal.later_writers(stored, []) == {}

@@ -60,9 +60,12 @@ class FakeJournal:
     async def xact_status(self, xids: Iterable[int]) -> dict[int, Verdict | None]:
         return {x: self.verdicts.get(x) for x in xids}
 
-    async def later_writers(self, entry: Entry, object_ids: Iterable[str]) -> dict[str, set[int]]:
-        """Later entries of the fake that wrote the same objects (results or inputs)."""
-        found: dict[str, set[int]] = {}
+    async def later_writers(
+        self, entry: Entry, object_ids: Iterable[str]
+    ) -> dict[str, dict[int, frozenset[str] | None]]:
+        """Later entries of the fake that wrote the same objects: an update's inputs
+        name the properties it wrote; other operations the whole object."""
+        found: dict[str, dict[int, frozenset[str] | None]] = {}
         wanted = set(object_ids)
         for other in self.entries.values():
             if (
@@ -72,10 +75,18 @@ class FakeJournal:
                 or other.state in (EntryState.FAILED, EntryState.COMPENSATED)
             ):
                 continue
+            if other.operation is Operation.UPDATE:
+                for item in other.inputs:
+                    if str(item.get("id")) in wanted:
+                        props = frozenset(item.get("properties", {}))
+                        writers = found.setdefault(str(item["id"]), {})
+                        prior = writers.get(other.xid, frozenset())
+                        writers[other.xid] = None if prior is None else props | prior
+                continue
             named = {str(r.id) for r in other.results or () if r is not None and r.id}
             named |= {str(i["id"]) for i in other.inputs if "id" in i}
             for oid in named & wanted:
-                found.setdefault(oid, set()).add(other.xid)
+                found.setdefault(oid, {})[other.xid] = None
         return found
 
     async def release(
@@ -541,6 +552,47 @@ async def test_restore_skips_only_objects_a_later_committed_write_changed() -> N
     await resolver(journal, vendor).resolve([a.id])
     assert vendor.objects["9"]["company"] == "New"  # B's committed value stays
     assert vendor.objects["10"]["company"] == "Old"
+
+
+async def test_a_later_committed_write_protects_only_the_properties_it_wrote() -> None:
+    """A's rolled-back update set lastname; B's committed update set firstname of the
+    same contact: A's lastname is still restored, B's firstname stays."""
+    a = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=7,
+        results=(Result("9", False),),
+        inputs=({"id": "9", "properties": {"lastname": "clark"}},),
+        previous={"9": {"lastname": "adams"}},
+    )
+    b = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=8,
+        results=(Result("9", False),),
+        inputs=({"id": "9", "properties": {"firstname": "bob"}},),
+    )
+    journal, vendor = FakeJournal(a, b, verdicts={7: A, 8: C}), FakeVendor()
+    vendor.objects["9"] = {"lastname": "clark", "firstname": "bob"}
+    await resolver(journal, vendor).resolve([a.id])
+    assert vendor.objects["9"] == {"lastname": "adams", "firstname": "bob"}
+
+
+async def test_a_case_only_change_is_undone() -> None:
+    """The old and the new value differ only in case: the restore must not take the
+    vendor's current value for the old one."""
+    a = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=7,
+        results=(Result("9", False),),
+        inputs=({"id": "9", "properties": {"company": "ACME", "phone": "007"}},),
+        previous={"9": {"company": "acme", "phone": "7"}},
+    )
+    journal, vendor = FakeJournal(a, verdicts={7: A}), FakeVendor()
+    vendor.objects["9"] = {"company": "ACME", "phone": "007"}
+    await resolver(journal, vendor).resolve([a.id])
+    assert vendor.objects["9"] == {"company": "acme", "phone": "7"}
 
 
 async def test_later_write_that_aborted_does_not_protect_the_object() -> None:
