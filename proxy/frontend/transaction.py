@@ -103,15 +103,17 @@ class TransactionControl:
         return Failure(PgError("0A000", message, hint=hint), self._tx_status)
 
     async def _undo_first(self, control: TxControl) -> bool:
-        """Compensate before forwarding a rollback that cannot fail — ROLLBACK, COMMIT of
-        an aborted transaction, ROLLBACK TO a savepoint the ledger saw being made — while
-        the transaction still holds its row locks: a session waiting to write the same
-        rows reaches the vendor only after it has been restored. True: done here."""
+        """Compensate before forwarding a rollback — ROLLBACK, COMMIT of an aborted
+        transaction, ROLLBACK TO SAVEPOINT — while the transaction still holds its row
+        locks: a session waiting to write the same rows reaches the vendor only after it
+        has been restored. A savepoint the ledger did not see being made was made before
+        the transaction's first vendor change (the ledger follows every later one), so
+        rolling back to it undoes them all. True: done here."""
         ledger = self._ledger
         aborted = self._tx_status == FAILED_TRANSACTION
         if control.kind is TxKind.ROLLBACK or (control.kind is TxKind.COMMIT and aborted):
             undone = ledger.discard()
-        elif control.kind is TxKind.ROLLBACK_TO and ledger.knows(control.savepoint or ""):
+        elif control.kind is TxKind.ROLLBACK_TO:
             undone = ledger.rollback_to(control.savepoint or "")
         else:
             return False

@@ -207,12 +207,14 @@ class WriteExecutor:
                 previous=previous_values(table, old) if old and table.ends is None else None,
                 lookup_property=_lookup_property(table),
             )
+            _check_keys_not_archived(plan, ledger, new)
             vendor = VendorWrites(self._connectors[table.connector], plan, hooks)
             if table.ends is not None:
                 change = await self._associations(channel, plan, vendor, old, new)
             else:
                 change = await vendor.call(old, new)
             _check_cancelled(ledger, started, timeout_s)
+            _check_not_archived(plan, ledger, change)
             # One round trip: the apply, the savepoint's release (and, inside the
             # client's block, the token cleared); the COMMIT waits for the checks.
             finish = [(plan.apply, json_param(change.payload))]
@@ -251,7 +253,7 @@ class WriteExecutor:
             if hooks is not None:
                 await self._journal.failed(hooks)
             return await self.fail(channel, in_block, unsupported_error(error))
-        except (Cancelled, ReadOnly) as stopped:
+        except (Cancelled, ReadOnly, ArchivedAtCommit) as stopped:
             if hooks is not None:
                 await self._journal.failed(hooks)  # the vendor change is undone
             return await self.fail(channel, in_block, stopped.error(plan))
@@ -395,6 +397,66 @@ class ReadOnly(Exception):
             READ_ONLY_TRANSACTION,
             f"cannot execute {plan.kind.upper()} in a read-only transaction",
         )
+
+
+class ArchivedAtCommit(Exception):
+    """The statement's row is an object this transaction deleted (its email, or the
+    vendor matched it by email to that object): the object is archived only at
+    COMMIT, so the row would point to nothing. Fails as the re-insert of a unique value
+    still held would — before the API call when the key shows it, else the vendor
+    change is undone."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+    def error(self, plan: WritePlan) -> PgError:
+        return PgError(
+            "23505",
+            f"the vendor object of {self.what} this statement would write to "
+            f"{plan.table.display} was deleted earlier in this transaction",
+            detail="Deleted objects are archived at the vendor at COMMIT; until then "
+            "their unique values (an email) are still taken.",
+            hint="Commit the DELETE first, or UPDATE the row instead of deleting it.",
+            extra={"schema_name": plan.table.schema, "table_name": plan.table.name},
+        )
+
+
+def _check_not_archived(plan: WritePlan, ledger: TxLedger, change: ApiChange) -> None:
+    if plan.kind != "insert" or plan.table.ends is not None:
+        return
+    pending = {
+        object_id
+        for archive in ledger.deferred
+        if archive.connector == plan.table.connector
+        and archive.object_type == plan.table.object_type
+        for object_id in archive.ids
+    }
+    for row in change.payload:
+        ident = row.get(plan.table.id_column) if isinstance(row, dict) else None
+        if ident is not None and str(ident) in pending:
+            raise ArchivedAtCommit(f"id {ident}")
+
+
+def _check_keys_not_archived(plan: WritePlan, ledger: TxLedger, new: list[Image]) -> None:
+    """Before the API call: a new row whose unique key (email) belongs to an object
+    this transaction deleted."""
+    if plan.kind != "insert" or not plan.table.upsert_keys:
+        return
+    pending = {
+        key
+        for archive in ledger.deferred
+        if archive.connector == plan.table.connector
+        and archive.object_type == plan.table.object_type
+        for key in archive.keys
+    }
+    if not pending:
+        return
+    for row in new:
+        for column in plan.table.upsert_keys:
+            value = row.get(column)
+            if value is not None and str(value).casefold() in pending:
+                raise ArchivedAtCommit(f"{column} {value}")
 
 
 def _check_cancelled(ledger: TxLedger, started: float, timeout_s: float) -> None:

@@ -34,6 +34,9 @@ class DeferredArchive:
     object_type: str
     table: SyncedTable  # for the errors a failed archive maps to
     ids: tuple[str, ...]
+    #: The deleted rows' unique vendor key (a contact's email), casefolded: until the
+    #: archive, the vendor still holds them, so this transaction cannot reuse them.
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,7 +179,13 @@ class VendorWrites:
     def _delete(self, old: list[Image]) -> ApiChange:
         table = self._table
         ids = [str(row[table.id_column]) for row in old]
-        archive = DeferredArchive(table.connector, table.object_type, table, tuple(ids))
+        keys = tuple(
+            str(row[column]).casefold()
+            for column in table.upsert_keys
+            for row in old
+            if row.get(column) is not None
+        )
+        archive = DeferredArchive(table.connector, table.object_type, table, tuple(ids), keys)
         return ApiChange(ids, deferred=archive if ids else None)
 
 

@@ -712,3 +712,71 @@ def test_on_conflict_affecting_a_row_twice_is_21000(hs: Harness) -> None:
             "ON CONFLICT (email) DO UPDATE SET firstname = excluded.firstname"
         )
     no_vendor_calls(hs)
+
+
+# -- found by the randomized test (test_exactness_random) ---------------------------------
+
+
+def test_a_rolled_back_change_of_case_is_undone(hs: Harness) -> None:
+    seed(hs, "case@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("UPDATE hubspot.contact SET company = 'acme', phone = '7'")
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("UPDATE hubspot.contact SET company = 'ACME', phone = '007'")
+        conn.rollback()
+    hs.settle()
+    [obj] = hs.sandbox.objects()
+    assert (obj["properties"]["company"], obj["properties"]["phone"]) == ("acme", "7")  # type: ignore[index]
+
+
+def test_an_error_frees_the_rows_but_the_undo_keeps_the_other_sessions_write(
+    hs: Harness,
+) -> None:
+    """An error releases the transaction's row locks at once (PostgreSQL aborts it then;
+    ROLLBACK only ends the block): another session may write the same contact before
+    the undo runs. The undo restores what it changed and leaves the other's write."""
+    seed(hs, "lock@example.com")
+    with psycopg.connect(hs.url, autocommit=True) as conn:
+        conn.execute("UPDATE hubspot.contact SET lastname = 'adams'")
+    with psycopg.connect(hs.url) as a, psycopg.connect(hs.url, autocommit=True) as b:
+        a.execute("UPDATE hubspot.contact SET lastname = 'clark'")
+        with pytest.raises(errors.DivisionByZero):
+            a.execute("SELECT 1/0")
+        b.execute("SET lock_timeout = '5s'")
+        b.execute("UPDATE hubspot.contact SET firstname = 'bob'")
+        a.rollback()
+    hs.settle()
+    [obj] = hs.sandbox.objects()
+    assert (obj["properties"]["lastname"], obj["properties"]["firstname"]) == ("adams", "bob")  # type: ignore[index]
+
+
+def test_delete_then_upsert_of_the_same_email_in_one_transaction_is_refused(
+    hs: Harness,
+) -> None:
+    [ident] = seed(hs, "again@example.com")
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("DELETE FROM hubspot.contact WHERE email = 'again@example.com'")
+        with pytest.raises(errors.UniqueViolation, match="deleted earlier in this transaction"):
+            conn.execute(
+                "INSERT INTO hubspot.contact (email, company) VALUES ('again@example.com', 'b') "
+                "ON CONFLICT (email) DO UPDATE SET company = excluded.company"
+            )
+        conn.rollback()
+    hs.settle()
+    [obj] = hs.sandbox.objects()
+    assert str(obj["id"]) == ident
+    assert obj["properties"].get("company") is None  # type: ignore[attr-defined]  # undone
+
+
+def test_rollback_to_a_savepoint_made_before_the_first_vendor_change_undoes_first(
+    hs: Harness,
+) -> None:
+    seed(hs, "sp@example.com")
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("SAVEPOINT early")
+        conn.execute("UPDATE hubspot.contact SET lastname = 'clark'")
+        conn.execute("ROLLBACK TO SAVEPOINT early")
+        # Undone before the reply, while the row was still locked.
+        [obj] = hs.sandbox.objects()
+        assert obj["properties"].get("lastname") is None  # type: ignore[attr-defined]
+        conn.commit()
