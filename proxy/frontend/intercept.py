@@ -261,8 +261,9 @@ class Interceptor:
         synced.ledger.dirty = True
         self._channel.send(raw + extended.FLUSH)
         result = await self._relay_replies(LAST_REPLY[Frontend.EXECUTE])
-        if controls and result == "done":
-            await self._tx.after(list(controls))
+        if controls:
+            # Failed: none of it happened (a SERIALIZABLE COMMIT's archives are dropped).
+            await self._tx.after(list(controls) if result == "done" else [])
         return result != "copy"
 
     async def _open_proxy_block(self) -> None:

@@ -37,6 +37,10 @@ class DeferredArchiver(Protocol):
         self, channel: UpstreamChannel, ledger: TxLedger
     ) -> Failure | None: ...
 
+    async def archive_committed(self, ledger: TxLedger) -> None: ...
+
+    def forget_postponed(self, ledger: TxLedger) -> None: ...
+
 
 class TransactionControl:
     """One session's handling of transaction control while it holds vendor changes."""
@@ -122,8 +126,14 @@ class TransactionControl:
         return True
 
     async def after(self, done: Sequence[TxControl]) -> None:
-        """These statements succeeded: follow their savepoints in the ledger."""
+        """These statements succeeded: follow their savepoints in the ledger (and send
+        the archives a SERIALIZABLE transaction's successful COMMIT was waiting for)."""
         ledger = self._ledger
+        if ledger.after_commit is not None:
+            if any(c.kind is TxKind.COMMIT for c in done):
+                await self._archiver.archive_committed(ledger)
+            else:
+                self._archiver.forget_postponed(ledger)
         for control in done:
             if control.ends_transaction and control.chain:
                 # AND CHAIN: a new transaction starts at once, ReadyForQuery stays 'T'.
@@ -157,6 +167,10 @@ class TransactionControl:
         if result.status != IDLE:
             # An error left the upstream skipping messages until Sync: ours was skipped.
             result = await channel.run("ROLLBACK")
+        if failed or result.error is not None:
+            self._archiver.forget_postponed(self._ledger)
+        else:
+            await self._archiver.archive_committed(self._ledger)
         if error is not None:
             return error
         if result.error is not None and not failed:

@@ -116,10 +116,25 @@ class WriteExecutor:
         deferred = ledger.deferred
         if not deferred:
             return None
-        checked = await channel.run("SET CONSTRAINTS ALL IMMEDIATE")
+        checked, isolation = await channel.run_many(
+            [
+                ("SET CONSTRAINTS ALL IMMEDIATE", NO_PARAMS),
+                ("SELECT pg_catalog.current_setting('transaction_isolation')", NO_PARAMS),
+            ]
+        )
         if checked.error is not None:
             return Failure(UpstreamError(checked.error), checked.status)
         assert ledger.xid is not None
+        if isolation.rows and isolation.rows[0][0] == b"serializable":
+            # Its COMMIT may still fail the serializability check, after which an
+            # archive could not be undone: archive once the COMMIT succeeded.
+            for archive in deferred:
+                dropped = await self._drop_associations(channel, archive)
+                if dropped is not None:
+                    return dropped
+            ledger.after_commit = (ledger.xid, list(deferred))
+            ledger.archived()
+            return None
         for archive in deferred:
             hooks = self._journal.statement(xid=ledger.xid, connector=archive.connector)
             connector = self._connectors[archive.connector]
@@ -136,6 +151,34 @@ class WriteExecutor:
                 return dropped
         ledger.archived()
         return None
+
+    async def archive_committed(self, ledger: TxLedger) -> None:
+        """After a SERIALIZABLE transaction's COMMIT succeeded: send the archives its
+        DELETEs deferred (journaled under its xid, so a failed or lost archive is
+        completed by the journal, which sees the transaction committed)."""
+        postponed, ledger.after_commit = ledger.after_commit, None
+        if postponed is None:
+            return
+        xid, archives = postponed
+        for archive in archives:
+            hooks = self._journal.statement(xid=xid, connector=archive.connector)
+            try:
+                await self._connectors[archive.connector].archive(
+                    archive.object_type, list(archive.ids), hooks=hooks
+                )
+            except ApiError as error:
+                log.warning(
+                    "archive after COMMIT of %d %s failed (%s); the journal retries it",
+                    len(archive.ids),
+                    archive.object_type,
+                    error.kind.value,
+                )
+            finally:
+                self._journal.ended(xid, hooks.entry_ids)
+
+    def forget_postponed(self, ledger: TxLedger) -> None:
+        """The COMMIT failed: its transaction rolled back, its archives never run."""
+        ledger.after_commit = None
 
     async def _drop_associations(
         self, channel: UpstreamChannel, archive: DeferredArchive
@@ -236,8 +279,10 @@ class WriteExecutor:
                     return await self.fail(channel, in_block, failure.error)
                 commit = await channel.run("COMMIT")
                 if commit.error is not None:
+                    self.forget_postponed(ledger)
                     raise QueryFailed(commit)
                 status = commit.status
+                await self.archive_committed(ledger)
             return Success(applied.row_description, applied.raw_rows, applied.tag, status, change)
         except QueryFailed as failed:
             if hooks is not None:

@@ -780,3 +780,28 @@ def test_rollback_to_a_savepoint_made_before_the_first_vendor_change_undoes_firs
         [obj] = hs.sandbox.objects()
         assert obj["properties"].get("lastname") is None  # type: ignore[attr-defined]
         conn.commit()
+
+
+def test_a_serializable_commit_that_fails_archives_nothing(hs: Harness) -> None:
+    """A SERIALIZABLE COMMIT can fail its serializability check: the archive of its
+    DELETE waits for the COMMIT to succeed."""
+    [ident] = seed(hs, "ser@example.com")
+    with psycopg.connect(hs.url) as a, psycopg.connect(hs.url) as b:
+        for conn in (a, b):
+            conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        a.execute("SELECT count(*) FROM public.orgs")
+        b.execute("SELECT count(*) FROM hubspot.contact")
+        a.execute("DELETE FROM hubspot.contact WHERE id = %s", (ident,))
+        b.execute("INSERT INTO public.orgs (name) VALUES ('p')")
+        b.commit()
+        with pytest.raises(errors.SerializationFailure):
+            a.commit()
+    hs.settle()
+    assert [str(o["id"]) for o in hs.sandbox.objects()] == [ident]
+    # ... and a SERIALIZABLE DELETE that commits is archived.
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        conn.execute("DELETE FROM hubspot.contact WHERE id = %s", (ident,))
+        conn.commit()
+    hs.settle()
+    assert hs.sandbox.objects() == []

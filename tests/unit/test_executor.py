@@ -25,6 +25,7 @@ from tests.unit.test_plan import contact_table
 ROW = {"id": None, "email": "ada@example.com", "firstname": "Ada", "user_id": None}
 OLD = {"id": "501", "email": "ada@example.com", "firstname": "Ada", "user_id": None}
 ERROR_BODY = PgError("23503", "violates foreign key").encode()[5:]
+ISOLATION_SQL = "SELECT pg_catalog.current_setting('transaction_isolation')"
 
 
 class FakeChannel:
@@ -37,8 +38,10 @@ class FakeChannel:
         images: Sequence[Mapping[str, Any]] = (),
         fail: str = "",
         read_only: bool = False,
+        isolation: bytes = b"read committed",
     ) -> None:
         self._read_only = b"on" if read_only else b"off"
+        self._isolation = isolation
         self.sql: list[str] = []
         self.encoding = "utf-8"
         self._plan = plan
@@ -56,6 +59,8 @@ class FakeChannel:
         status = FAILED_TRANSACTION if self._aborted else IN_TRANSACTION
         if sql in ("COMMIT", "ROLLBACK"):
             return Result(tag=sql, status=IDLE)
+        if sql == ISOLATION_SQL:
+            return Result(rows=[[self._isolation]], status=status)
         if sql in (CURRENT_XID_SQL, OWN_BLOCK_XID_SQL):
             return Result(rows=[[b"4242", self._read_only, b"0", b""]], status=status)
         if sql == self._plan.select_old:  # one row: the JSON array of the old images
@@ -266,8 +271,26 @@ async def test_delete_in_autocommit_archives_after_the_local_delete_before_commi
     assert isinstance(outcome, Success)
     assert connector.calls == [("archive", ["501"])]
     tail = channel.sql[channel.sql.index("SET CONSTRAINTS ALL IMMEDIATE") :]
-    assert tail == ["SET CONSTRAINTS ALL IMMEDIATE", "COMMIT"]
+    assert tail == ["SET CONSTRAINTS ALL IMMEDIATE", ISOLATION_SQL, "COMMIT"]
     assert ledger.deferred == [] and ledger.entry_ids == [42421]
+
+
+async def test_a_serializable_delete_is_archived_once_its_commit_succeeded() -> None:
+    """The serializability check runs at COMMIT and may fail it: the archive, which
+    cannot be undone, waits for the COMMIT's success."""
+    connector, journal, ledger = FakeConnector(), FakeJournal(), TxLedger()
+    planned = plan(DELETE)
+    channel = FakeChannel(planned, images=[OLD], isolation=b"serializable")
+    outcome = await executor(connector, journal).execute(
+        channel,  # type: ignore[arg-type]
+        planned,
+        False,
+        ledger,
+    )
+    assert isinstance(outcome, Success)
+    assert channel.sql[-1] == "COMMIT" and connector.calls == [("archive", ["501"])]
+    assert journal.ended_calls == [(4242, [42421])]  # resolved as the committed xid's
+    assert ledger.after_commit is None
 
 
 async def test_failed_deferred_archive_fails_like_the_commit() -> None:
