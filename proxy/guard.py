@@ -9,10 +9,11 @@ CASCADE``). Each would leave a local-only change with no vendor call. The guard 
 PostgreSQL itself refuse them (0A000) and roll the statement back.
 
 How the write path passes: at startup the proxy installs a random secret in
-``<schema>.guard`` (readable only by the proxy's role). For each synced statement it
-sets ``writeproxy.token`` to ``secret:<oid of the table it writes>`` (transaction
-local) and clears it before the client can send anything else; the trigger asks a
-SECURITY DEFINER function whether the token matches. Sync tools write as a role in
+``<schema>.guard`` (readable only by the proxy's role). Before each statement of
+its own that writes a synced table it sets ``writeproxy.token`` (transaction local) to
+a hash of the secret, the table's oid and that statement's exact text, and clears it
+before the client can send anything else; the trigger asks a SECURITY DEFINER function
+whether the token matches the table and ``current_query()``. Sync tools write as a role in
 ``sync_roles``; logical replication and ``session_replication_role = replica`` do not
 fire triggers at all.
 
@@ -41,10 +42,15 @@ TRUNCATE_TRIGGER = "_writeproxy_guard_truncate"
 #: The id a dry-run INSERT's rows carry; never applied, never sent.
 PENDING_ID_PREFIX = "writeproxy-pending:"
 TOKEN_SETTING = "writeproxy.token"
-#: Sets the token for one synced table ($1: the secret, $2: the table's qualified name).
+#: Sets the token for the next statement, which writes one synced table ($1: the
+#: secret, $2: the table's qualified name, $3: that statement's exact text). The token
+#: authorises only that text (the trigger compares it with ``current_query()``), so one
+#: leaked through the client's own expressions evaluated in that statement (a NOTICE, a
+#: RETURNING function) is worthless: any other text that writes the table is the
+#: client's, and is either refused or goes through the write path itself.
 SET_TOKEN_SQL = (
-    f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', "
-    "$1 || ':' || pg_catalog.to_regclass($2)::oid::text, true)"
+    f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', pg_catalog.md5($1 || ':' || "
+    "pg_catalog.to_regclass($2)::oid::text || ':' || pg_catalog.md5($3)), true)"
 )
 CLEAR_TOKEN_SQL = f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', '', true)"
 _DDL_LOCK = 0x77_72_67_75_61_72_64  # pg_advisory_xact_lock key for the guard's DDL
@@ -78,7 +84,8 @@ def _definitions(schema: str) -> list[str]:
         RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog AS $fn$
             SELECT CASE
-                WHEN token IS NOT NULL AND token = g.secret || ':' || relid::text THEN 'proxy'
+                WHEN token IS NOT NULL AND token = md5(
+                    g.secret || ':' || relid::text || ':' || md5(current_query())) THEN 'proxy'
                 WHEN role = ANY (g.sync_roles) THEN 'sync'
             END
             FROM {s}.guard AS g

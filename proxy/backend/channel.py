@@ -116,15 +116,18 @@ class UpstreamChannel:
         return await self._collect(Result())
 
     async def run_many(
-        self, statements: Sequence[tuple[str, StatementParams]], result_formats: Sequence[int] = ()
+        self,
+        statements: Sequence[tuple[str, StatementParams]],
+        result_formats: Sequence[int] = (),
+        formats_for: int = 0,
     ) -> list[Result]:
         """Run statements in one round trip (each with its own Sync, so each has its
         own result; after a failure inside a block the later ones fail with 25P02).
-        ``result_formats`` apply to the first statement."""
+        ``result_formats`` apply to the statement at index ``formats_for``."""
         await self.drain()
         self.send(
             b"".join(
-                self._statement(sql, params, result_formats if i == 0 else ())
+                self._statement(sql, params, result_formats if i == formats_for else ())
                 for i, (sql, params) in enumerate(statements)
             )
         )

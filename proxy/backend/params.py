@@ -60,8 +60,10 @@ def json_param(value: object) -> StatementParams:
     return StatementParams(Bind("", "", (), (dumps_exact(value).encode(),), ()), (0,))
 
 
-def text_params(*values: str) -> StatementParams:
-    """Parameters of unspecified type carrying ``values`` as text."""
+def text_params(*values: str, encoding: str = "utf-8") -> StatementParams:
+    """Parameters of unspecified type carrying ``values`` as text (in the session's
+    client encoding)."""
     return StatementParams(
-        Bind("", "", (), tuple(value.encode() for value in values), ()), (0,) * len(values)
+        Bind("", "", (), tuple(value.encode(encoding, "surrogateescape") for value in values), ()),
+        (0,) * len(values),
     )

@@ -55,14 +55,13 @@ UPSERT_ATTEMPTS = 5
 ABORT_SQL = (
     "DO $writeproxy$ BEGIN RAISE EXCEPTION 'writeproxy: synced write failed'; END $writeproxy$"
 )
-#: The transaction's xid, and the guard's token for the statement's table.
-#: Also what PostgreSQL would check before running the client's statement: a read-only
-#: transaction, and the statement_timeout the vendor call counts against (seconds).
+#: The transaction's xid, and what PostgreSQL would check before running the client's
+#: statement: a read-only transaction, and the statement_timeout the vendor call counts
+#: against (seconds).
 CURRENT_XID_SQL = (
     "SELECT pg_catalog.pg_current_xact_id()::text, "
     "pg_catalog.current_setting('transaction_read_only'), "
-    "extract(epoch FROM pg_catalog.current_setting('statement_timeout')::interval)::text, "
-    f"({SET_TOKEN_SQL[7:]})"
+    "extract(epoch FROM pg_catalog.current_setting('statement_timeout')::interval)::text"
 )
 #: In the block the proxy opens around an autocommit statement, also no
 #: idle_in_transaction_session_timeout while the vendor answers (the client's statement
@@ -190,13 +189,13 @@ class WriteExecutor:
             for column, object_type in table.ends:
                 if table.connector != archive.connector or object_type != archive.object_type:
                     continue
-                await channel.checked(SET_TOKEN_SQL, self._token(table))
-                result = await channel.run(
+                drop = (
                     f"DELETE FROM {quote_ident(table.schema)}.{quote_ident(table.name)} "
                     f"WHERE {quote_ident(column)} IN "
-                    "(SELECT pg_catalog.jsonb_array_elements_text($1::jsonb))",
-                    json_param(list(archive.ids)),
+                    "(SELECT pg_catalog.jsonb_array_elements_text($1::jsonb))"
                 )
+                await channel.checked(SET_TOKEN_SQL, self._token(channel, table, drop))
+                result = await channel.run(drop, json_param(list(archive.ids)))
                 if result.error is not None:
                     return Failure(UpstreamError(result.error), result.status)
         return None
@@ -220,14 +219,18 @@ class WriteExecutor:
             upsert = plan.conflict is not None and plan.conflict.action == "update"
             prelude: list[tuple[str, StatementParams]] = [] if in_block else [("BEGIN", NO_PARAMS)]
             prelude += [
-                (CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL, self._token(table)),
+                (CURRENT_XID_SQL if in_block else OWN_BLOCK_XID_SQL, NO_PARAMS),
                 (f"SAVEPOINT {STATEMENT_SAVEPOINT}", NO_PARAMS),
             ]
             if plan.select_old is not None:
                 prelude.append((plan.select_old, params))
             dry_run = plan.dry_run if not upsert else None
             if dry_run is not None:
-                prelude += [(f"SAVEPOINT {STAGE_SAVEPOINT}", NO_PARAMS), (dry_run, params)]
+                prelude += [
+                    (f"SAVEPOINT {STAGE_SAVEPOINT}", NO_PARAMS),
+                    (SET_TOKEN_SQL, self._token(channel, table, dry_run)),
+                    (dry_run, params),
+                ]
             results = iter(await channel.run_many(prelude))
             if not in_block:
                 _checked(next(results))
@@ -237,6 +240,7 @@ class WriteExecutor:
             if plan.select_old is not None:
                 old = _unique(_aggregated(_checked(next(results)), channel), plan)
             if dry_run is not None:
+                _checked(next(results))
                 _checked(next(results))
                 new = self._new_rows(channel, plan, _checked(next(results)))
                 _roll_back_dry_run(channel)
@@ -260,11 +264,17 @@ class WriteExecutor:
             _check_not_archived(plan, ledger, change)
             # One round trip: the apply, the savepoint's release (and, inside the
             # client's block, the token cleared); the COMMIT waits for the checks.
-            finish = [(plan.apply, json_param(change.payload))]
-            finish.append((f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}", NO_PARAMS))
+            finish = [
+                (SET_TOKEN_SQL, self._token(channel, table, plan.apply)),
+                (plan.apply, json_param(change.payload)),
+                (f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}", NO_PARAMS),
+            ]
             if in_block:
                 finish.append((CLEAR_TOKEN_SQL, NO_PARAMS))
-            applied, *after = await channel.run_many(finish, params.result_formats)
+            token_set, applied, *after = await channel.run_many(
+                finish, params.result_formats, formats_for=1
+            )
+            _checked(token_set)
             _checked(applied)
             for result in after:
                 _checked(result)
@@ -313,10 +323,12 @@ class WriteExecutor:
         """The guard was installed again (``proxy.guard.GuardKeeper``)."""
         self._guard_secret = secret
 
-    def _token(self, table: SyncedTable) -> StatementParams:
-        """The guard's token for ``table`` (``proxy.guard``): set with the xid, cleared
-        before the client sends anything else."""
-        return text_params(self._guard_secret, table.qualified)
+    def _token(self, channel: UpstreamChannel, table: SyncedTable, sql: str) -> StatementParams:
+        """The guard's token for the statement ``sql``, which writes ``table``
+        (``proxy.guard``): set just before it, cleared before the client speaks again."""
+        return text_params(
+            self._guard_secret, table.qualified, sql, encoding=channel.encoding or "utf-8"
+        )
 
     def _current_xid(self, ledger: TxLedger, result: Result) -> tuple[int, float]:
         """The client transaction's xid, asked for every statement: a transaction can
@@ -378,6 +390,7 @@ class WriteExecutor:
         the id or a column the API sets a value is refused."""
         assert plan.dry_run is not None
         await channel.checked(f"SAVEPOINT {STAGE_SAVEPOINT}")
+        await channel.checked(SET_TOKEN_SQL, self._token(channel, plan.table, plan.dry_run))
         result = await channel.checked(plan.dry_run, params)
         _roll_back_dry_run(channel)
         return self._new_rows(channel, plan, result)

@@ -805,3 +805,34 @@ def test_a_serializable_commit_that_fails_archives_nothing(hs: Harness) -> None:
         conn.commit()
     hs.settle()
     assert hs.sandbox.objects() == []
+
+
+def test_a_token_leaked_through_the_clients_own_expressions_is_worthless(hs: Harness) -> None:
+    """The client's expressions run inside the proxy's statements, while the guard's
+    token is set: one that reports the token (a NOTICE in the dry run, a RETURNING
+    function in the apply) learns a token bound to that exact statement text."""
+    admin(
+        hs,
+        "CREATE FUNCTION public.wp_leak(v text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE NOTICE 'token=%', current_setting('writeproxy.token', true); RETURN v; END $$",
+    )
+    notices: list[str] = []
+    try:
+        with psycopg.connect(hs.url, autocommit=True) as conn:
+            conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+            conn.execute(
+                "INSERT INTO hubspot.contact (email) VALUES (public.wp_leak('leak@example.com')) "
+                "RETURNING public.wp_leak(id)"
+            )
+            tokens = {n.removeprefix("token=") for n in notices if n.startswith("token=")}
+            assert tokens and all(tokens), notices  # the expressions did see a token
+            for token in tokens:
+                conn.execute("SELECT set_config('writeproxy.token', %s, false)", (token,))
+                with pytest.raises(errors.FeatureNotSupported):
+                    conn.execute(
+                        "DO $$ BEGIN INSERT INTO hubspot.contact (id, email) "
+                        "VALUES ('x', 'x@example.com'); END $$"
+                    )
+    finally:
+        admin(hs, "DROP FUNCTION public.wp_leak(text)")
+    assert hs.local("SELECT email FROM hubspot.contact") == [("leak@example.com",)]

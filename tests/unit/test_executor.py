@@ -81,7 +81,10 @@ class FakeChannel:
         return raw.decode(self.encoding)
 
     async def run_many(
-        self, statements: Sequence[tuple[str, StatementParams]], result_formats: Any = ()
+        self,
+        statements: Sequence[tuple[str, StatementParams]],
+        result_formats: Any = (),
+        formats_for: int = 0,
     ) -> list[Result]:
         return [await self.run(sql, params) for sql, params in statements]
 
