@@ -480,16 +480,20 @@ class ArchivedAtCommit(Exception):
         )
 
 
+def _deferred_of(plan: WritePlan, ledger: TxLedger) -> list[DeferredArchive]:
+    """The transaction's pending archives of the statement's kind of object."""
+    table = plan.table
+    return [
+        archive
+        for archive in ledger.deferred
+        if archive.connector == table.connector and archive.object_type == table.object_type
+    ]
+
+
 def _check_not_archived(plan: WritePlan, ledger: TxLedger, change: ApiChange) -> None:
     if plan.kind != "insert" or plan.table.ends is not None:
         return
-    pending = {
-        object_id
-        for archive in ledger.deferred
-        if archive.connector == plan.table.connector
-        and archive.object_type == plan.table.object_type
-        for object_id in archive.ids
-    }
+    pending = {i for archive in _deferred_of(plan, ledger) for i in archive.ids}
     for row in change.payload:
         ident = row.get(plan.table.id_column) if isinstance(row, dict) else None
         if ident is not None and str(ident) in pending:
@@ -501,13 +505,7 @@ def _check_keys_not_archived(plan: WritePlan, ledger: TxLedger, new: list[Image]
     this transaction deleted."""
     if plan.kind != "insert" or not plan.table.upsert_keys:
         return
-    pending = {
-        key
-        for archive in ledger.deferred
-        if archive.connector == plan.table.connector
-        and archive.object_type == plan.table.object_type
-        for key in archive.keys
-    }
+    pending = {key for archive in _deferred_of(plan, ledger) for key in archive.keys}
     if not pending:
         return
     for row in new:

@@ -173,9 +173,10 @@ async def run(
     connector: FakeConnector | None = None,
     journal: FakeJournal | None = None,
     ledger: TxLedger | None = None,
+    isolation: bytes = b"read committed",
 ) -> tuple[Success | Failure, FakeChannel]:
     planned = plan(sql)
-    channel = FakeChannel(planned, images=images, fail=fail)
+    channel = FakeChannel(planned, images=images, fail=fail, isolation=isolation)
     outcome = await executor(connector or FakeConnector(), journal or FakeJournal()).execute(
         channel,  # type: ignore[arg-type]
         planned,
@@ -282,13 +283,14 @@ async def test_a_serializable_delete_is_archived_once_its_commit_succeeded() -> 
     """The serializability check runs at COMMIT and may fail it: the archive, which
     cannot be undone, waits for the COMMIT's success."""
     connector, journal, ledger = FakeConnector(), FakeJournal(), TxLedger()
-    planned = plan(DELETE)
-    channel = FakeChannel(planned, images=[OLD], isolation=b"serializable")
-    outcome = await executor(connector, journal).execute(
-        channel,  # type: ignore[arg-type]
-        planned,
+    outcome, channel = await run(
+        DELETE,
         False,
-        ledger,
+        images=[OLD],
+        connector=connector,
+        journal=journal,
+        ledger=ledger,
+        isolation=b"serializable",
     )
     assert isinstance(outcome, Success)
     assert channel.sql[-1] == "COMMIT" and connector.calls == [("archive", ["501"])]
