@@ -31,8 +31,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 import asyncpg
 
+from proxy.guard_key import GuardKey
 from proxy.journal.schema import JournalSetupError, check_schema_name, ensure_schema
 from proxy.journal.schema import quote_ident as pg_quote
+from proxy.wire.encodings import codec_for
 from proxy.writes.tables import SyncedTable
 
 #: The trigger's name: BEFORE ROW triggers fire in name order, and ``_`` sorts before
@@ -48,10 +50,12 @@ TOKEN_SETTING = "writeproxy.token"
 #: leaked through the client's own expressions evaluated in that statement (a NOTICE, a
 #: RETURNING function) is worthless: any other text that writes the table is the
 #: client's, and is either refused or goes through the write path itself.
-SET_TOKEN_SQL = (
-    f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', pg_catalog.md5($1 || ':' || "
-    "pg_catalog.to_regclass($2)::oid::text || ':' || pg_catalog.md5($3)), true)"
-)
+#: The token is computed by the proxy and only the result is sent: the secret never
+#: appears in a statement, where the client's own operators or functions (a
+#: ``public.||`` ahead of pg_catalog's) could read it.
+SET_TOKEN_SQL = f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', $1, true)"
+
+
 CLEAR_TOKEN_SQL = f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', '', true)"
 _DDL_LOCK = 0x77_72_67_75_61_72_64  # pg_advisory_xact_lock key for the guard's DDL
 
@@ -189,8 +193,8 @@ async def install_guard(
     tables: Iterable[SyncedTable],
     sync_roles: Sequence[str] = (),
     lock_timeout_ms: int = 0,
-) -> str:
-    """Install (or refresh) the guard on every synced table and return the secret.
+) -> GuardKey:
+    """Install (or refresh) the guard on every synced table and return its key.
     Idempotent and safe to run from several proxies at once; the secret is kept
     across restarts so that proxies sharing a database agree on it."""
     s = check_schema_name(schema)
@@ -222,12 +226,19 @@ async def install_guard(
                 )
                 await _check_enabled(conn, table)
             secret: str = await conn.fetchval(f"SELECT secret FROM {s}.guard")
+            oids = {
+                table.qualified: int(
+                    await conn.fetchval("SELECT pg_catalog.to_regclass($1)::oid", table.qualified)
+                )
+                for table in tables
+            }
+            encoding = str(await conn.fetchval("SHOW server_encoding"))
     except asyncpg.InsufficientPrivilegeError as exc:
         raise GuardSetupError(
             f"the proxy's role cannot install the guard trigger on the synced tables ({exc}); "
             "connect the proxy (upstream_url) as the owner of the synced tables"
         ) from None
-    return secret
+    return GuardKey(secret, oids, codec_for(encoding) or "utf-8")
 
 
 async def _check_enabled(conn: asyncpg.Connection, table: SyncedTable) -> None:
@@ -279,13 +290,13 @@ class GuardKeeper:
         schema: str,
         tables: Sequence[SyncedTable],
         sync_roles: Sequence[str],
-        on_secret: Callable[[str], None],
+        on_key: Callable[[GuardKey], None],
     ) -> None:
         self._pool = pool
         self._schema = schema
         self._tables = tables
         self._sync_roles = sync_roles
-        self._on_secret = on_secret
+        self._on_key = on_key
 
     async def check(self) -> None:
         async with self._pool().acquire() as conn:
@@ -296,7 +307,7 @@ class GuardKeeper:
                 "the guard trigger is missing on %s: installing it again", ", ".join(missing)
             )
             await ensure_schema(conn, self._schema)  # dropped with its schema?
-            secret = await install_guard(
+            key = await install_guard(
                 conn, self._schema, self._tables, self._sync_roles, lock_timeout_ms=3000
             )
-        self._on_secret(secret)
+        self._on_key(key)

@@ -24,6 +24,7 @@ import uvloop
 from proxy.config import Settings
 from proxy.embedded import LocalPostgres
 from proxy.guard import GuardSetupError, install_guard
+from proxy.guard_key import GuardKey
 from proxy.journal import JournalSetupError, ensure_schema
 from proxy.supervisor_backoff import RestartBackoff, describe_exit
 from proxy.worker import bind_listener, run_worker
@@ -118,7 +119,7 @@ def load_tables(settings: Settings) -> SyncedTables:
         raise SystemExit(f"writeproxy: invalid configuration: {exc}") from exc
     if tables:
         try:
-            tables.guard_secret, tables.database = asyncio.run(_prepare_upstream(settings, tables))
+            tables.guard, tables.database = asyncio.run(_prepare_upstream(settings, tables))
         except GuardSetupError as exc:
             raise SystemExit(f"writeproxy: cannot install the guard: {exc}") from exc
         except JournalSetupError as exc:
@@ -126,17 +127,17 @@ def load_tables(settings: Settings) -> SyncedTables:
     return tables
 
 
-async def _prepare_upstream(settings: Settings, tables: SyncedTables) -> tuple[str, str]:
+async def _prepare_upstream(settings: Settings, tables: SyncedTables) -> tuple[GuardKey, str]:
     """Create or migrate the journal schema and install the guard on the synced tables,
-    once, before any worker starts; returns the guard's secret and the database."""
+    once, before any worker starts; returns the guard's key and the database."""
     assert settings.upstream_url is not None
     conn = await asyncpg.connect(settings.upstream_url)
     try:
         await ensure_schema(conn, settings.journal_schema)
-        secret = await install_guard(
+        key = await install_guard(
             conn, settings.journal_schema, tables.tables.values(), settings.sync_roles
         )
-        return secret, str(await conn.fetchval("SELECT pg_catalog.current_database()"))
+        return key, str(await conn.fetchval("SELECT pg_catalog.current_database()"))
     finally:
         await conn.close()
 

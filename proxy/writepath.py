@@ -56,7 +56,7 @@ class WritePath:
                 self._connectors,
                 LiveJournal(self.journal, self.resolver, spawn),
                 [table for table in tables.tables.values() if table.ends is not None],
-                tables.guard_secret,
+                tables.guard,
             ),
         )
         executor = self.router.executor
@@ -65,7 +65,7 @@ class WritePath:
             settings.journal_schema,
             list(tables.tables.values()),
             settings.sync_roles,
-            executor.use_guard_secret,
+            executor.use_guard_key,
         )
         retention = settings.journal_retention_days
         self._recovery = RecoveryLoop(

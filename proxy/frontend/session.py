@@ -158,7 +158,7 @@ class ClientSession(asyncio.Protocol):
                 self.conv,
                 self.synced,
                 executor,
-                executor,
+                executor.archives,
                 self._ctx.settings.max_message_bytes,
             )
         upstream.start_relaying()

@@ -33,22 +33,34 @@ from proxy.backend.params import (
     text_params,
 )
 from proxy.connectors.base import ApiError, Connector
-from proxy.guard import CLEAR_TOKEN_SQL, SET_TOKEN_SQL, is_pending_id
-from proxy.wire.messages.error_response import PgError
+from proxy.guard import CLEAR_TOKEN_SQL, SET_TOKEN_SQL
+from proxy.guard_key import GuardKey
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
+from proxy.writes.archives import DeferredArchives
+from proxy.writes.checks import (
+    ArchivedAtCommit,
+    Cancelled,
+    ReadOnly,
+    check_applied,
+    check_cancelled,
+    check_keys_not_archived,
+    check_not_archived,
+    check_rejoined,
+    failed_value,
+    refuse_supplied_values,
+    unique_rows,
+)
 from proxy.writes.errors import api_error, unsupported_error
 from proxy.writes.journaling import LiveJournal, StatementJournal
-from proxy.writes.ledger import DeferredArchive, TxLedger
+from proxy.writes.ledger import TxLedger
 from proxy.writes.outcome import ApiChange, Failure, Outcome, StatementError, Success, UpstreamError
-from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan, assigned_error
-from proxy.writes.tables import SyncedTable, quote_ident
+from proxy.writes.plan import STAGE_SAVEPOINT, Unsupported, WritePlan
+from proxy.writes.tables import SyncedTable
 from proxy.writes.vendor import VendorWrites, previous_values
 
 log = logging.getLogger(__name__)
 
 STATEMENT_SAVEPOINT = "writeproxy_statement"
-QUERY_CANCELED = "57014"
-READ_ONLY_TRANSACTION = "25006"
 #: How often an ON CONFLICT DO UPDATE's dry run is repeated to lock what it updates.
 UPSERT_ATTEMPTS = 5
 #: Leaves a transaction block aborted, as any failed statement does.
@@ -86,14 +98,13 @@ class WriteExecutor:
         connectors: Mapping[str, Connector],
         journal: LiveJournal,
         associations: Sequence[SyncedTable] = (),
-        guard_secret: str = "",
+        guard: GuardKey | None = None,
     ) -> None:
         self._connectors = connectors
         self._journal = journal
-        self._guard_secret = guard_secret
-        #: Association tables: their rows go with an archived object (the vendor drops
-        #: an archived object's associations).
-        self._association_tables = [t for t in associations if t.ends is not None]
+        self._guard = guard or GuardKey()
+        #: The archives DELETEs defer to COMMIT (also the sessions' archiver).
+        self.archives = DeferredArchives(connectors, journal, associations, self._token)
 
     async def aclose(self) -> None:
         """Close the connectors' HTTP clients (worker shutdown)."""
@@ -107,98 +118,6 @@ class WriteExecutor:
 
     def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
         self._journal.ended(xid, entry_ids)
-
-    async def archive_deferred(self, channel: UpstreamChannel, ledger: TxLedger) -> Failure | None:
-        """Just before COMMIT: check deferred constraints (so the COMMIT cannot fail on
-        them after the archive), then archive what the transaction's DELETEs removed.
-        A failure is the COMMIT's failure; the caller rolls back."""
-        deferred = ledger.deferred
-        if not deferred:
-            return None
-        checked, isolation = await channel.run_many(
-            [
-                ("SET CONSTRAINTS ALL IMMEDIATE", NO_PARAMS),
-                ("SELECT pg_catalog.current_setting('transaction_isolation')", NO_PARAMS),
-            ]
-        )
-        if checked.error is not None:
-            return Failure(UpstreamError(checked.error), checked.status)
-        assert ledger.xid is not None
-        if isolation.rows and isolation.rows[0][0] == b"serializable":
-            # Its COMMIT may still fail the serializability check, after which an
-            # archive could not be undone: archive once the COMMIT succeeded.
-            for archive in deferred:
-                dropped = await self._drop_associations(channel, archive)
-                if dropped is not None:
-                    return dropped
-            ledger.after_commit = (ledger.xid, list(deferred))
-            ledger.archived()
-            return None
-        for archive in deferred:
-            hooks = self._journal.statement(xid=ledger.xid, connector=archive.connector)
-            connector = self._connectors[archive.connector]
-            try:
-                await connector.archive(archive.object_type, list(archive.ids), hooks=hooks)
-            except ApiError as error:
-                if error.retry_safe or not await _all_gone(connector, archive):
-                    return Failure(api_error(error, archive.table), IN_TRANSACTION)
-                # The answer was lost but the objects are gone: the archive happened.
-            finally:
-                ledger.record(hooks.entry_ids)
-            dropped = await self._drop_associations(channel, archive)
-            if dropped is not None:
-                return dropped
-        ledger.archived()
-        return None
-
-    async def archive_committed(self, ledger: TxLedger) -> None:
-        """After a SERIALIZABLE transaction's COMMIT succeeded: send the archives its
-        DELETEs deferred (journaled under its xid, so a failed or lost archive is
-        completed by the journal, which sees the transaction committed)."""
-        postponed, ledger.after_commit = ledger.after_commit, None
-        if postponed is None:
-            return
-        xid, archives = postponed
-        for archive in archives:
-            hooks = self._journal.statement(xid=xid, connector=archive.connector)
-            try:
-                await self._connectors[archive.connector].archive(
-                    archive.object_type, list(archive.ids), hooks=hooks
-                )
-            except ApiError as error:
-                log.warning(
-                    "archive after COMMIT of %d %s failed (%s); the journal retries it",
-                    len(archive.ids),
-                    archive.object_type,
-                    error.kind.value,
-                )
-            finally:
-                self._journal.ended(xid, hooks.entry_ids)
-
-    def forget_postponed(self, ledger: TxLedger) -> None:
-        """The COMMIT failed: its transaction rolled back, its archives never run."""
-        ledger.after_commit = None
-
-    async def _drop_associations(
-        self, channel: UpstreamChannel, archive: DeferredArchive
-    ) -> Failure | None:
-        """The vendor removed the archived objects' associations: so does the local copy,
-        in the same transaction, just before its COMMIT."""
-        for table in self._association_tables:
-            assert table.ends is not None
-            for column, object_type in table.ends:
-                if table.connector != archive.connector or object_type != archive.object_type:
-                    continue
-                drop = (
-                    f"DELETE FROM {quote_ident(table.schema)}.{quote_ident(table.name)} "
-                    f"WHERE {quote_ident(column)} IN "
-                    "(SELECT pg_catalog.jsonb_array_elements_text($1::jsonb))"
-                )
-                await channel.checked(SET_TOKEN_SQL, self._token(channel, table, drop))
-                result = await channel.run(drop, json_param(list(archive.ids)))
-                if result.error is not None:
-                    return Failure(UpstreamError(result.error), result.status)
-        return None
 
     async def execute(
         self,
@@ -238,7 +157,7 @@ class WriteExecutor:
             _checked(next(results))
             old: list[Image] = []
             if plan.select_old is not None:
-                old = _unique(_aggregated(_checked(next(results)), channel), plan)
+                old = unique_rows(_aggregated(_checked(next(results)), channel), plan)
             if dry_run is not None:
                 _checked(next(results))
                 _checked(next(results))
@@ -247,21 +166,21 @@ class WriteExecutor:
             if upsert:
                 new, old = await self._upsert_dry_run(channel, plan, params)
             if plan.kind == "update" and plan.rejoins:
-                _check_rejoined(plan, old, new)
+                check_rejoined(plan, old, new)
             hooks = self._journal.statement(
                 xid=xid,
                 connector=table.connector,
                 previous=previous_values(table, old) if old and table.ends is None else None,
                 lookup_property=_lookup_property(table),
             )
-            _check_keys_not_archived(plan, ledger, new)
+            check_keys_not_archived(plan, ledger, new)
             vendor = VendorWrites(self._connectors[table.connector], plan, hooks)
             if table.ends is not None:
                 change = await self._associations(channel, plan, vendor, old, new)
             else:
                 change = await vendor.call(old, new)
-            _check_cancelled(ledger, started, timeout_s)
-            _check_not_archived(plan, ledger, change)
+            check_cancelled(ledger, started, timeout_s)
+            check_not_archived(plan, ledger, change)
             # One round trip: the apply, the savepoint's release (and, inside the
             # client's block, the token cleared); the COMMIT waits for the checks.
             finish = [
@@ -278,21 +197,21 @@ class WriteExecutor:
             _checked(applied)
             for result in after:
                 _checked(result)
-            _check_applied(plan, change, applied)
+            check_applied(plan, change, applied)
             ledger.record(hooks.entry_ids)
             if change.deferred is not None:
                 ledger.defer(change.deferred)
             status = IN_TRANSACTION
             if not in_block:
-                failure = await self.archive_deferred(channel, ledger)
+                failure = await self.archives.archive_deferred(channel, ledger)
                 if failure is not None:
                     return await self.fail(channel, in_block, failure.error)
                 commit = await channel.run("COMMIT")
                 if commit.error is not None:
-                    self.forget_postponed(ledger)
+                    self.archives.forget_postponed(ledger)
                     raise QueryFailed(commit)
                 status = commit.status
-                await self.archive_committed(ledger)
+                await self.archives.archive_committed(ledger)
             return Success(applied.row_description, applied.raw_rows, applied.tag, status, change)
         except QueryFailed as failed:
             if hooks is not None:
@@ -302,7 +221,7 @@ class WriteExecutor:
         except ApiError as error:
             if hooks is not None:
                 await self._journal.failed(hooks)
-            value = _failed_value(plan, error, new)
+            value = failed_value(plan, error, new)
             return await self.fail(channel, in_block, api_error(error, table, value))
         except Unsupported as error:
             if hooks is not None:
@@ -319,16 +238,14 @@ class WriteExecutor:
                 await self._journal.failed(hooks)
             raise
 
-    def use_guard_secret(self, secret: str) -> None:
+    def use_guard_key(self, key: GuardKey) -> None:
         """The guard was installed again (``proxy.guard.GuardKeeper``)."""
-        self._guard_secret = secret
+        self._guard = key
 
     def _token(self, channel: UpstreamChannel, table: SyncedTable, sql: str) -> StatementParams:
         """The guard's token for the statement ``sql``, which writes ``table``
         (``proxy.guard``): set just before it, cleared before the client speaks again."""
-        return text_params(
-            self._guard_secret, table.qualified, sql, encoding=channel.encoding or "utf-8"
-        )
+        return text_params(self._guard.token(table.qualified, sql))
 
     def _current_xid(self, ledger: TxLedger, result: Result) -> tuple[int, float]:
         """The client transaction's xid, asked for every statement: a transaction can
@@ -402,7 +319,7 @@ class WriteExecutor:
                 continue
             image = loads_exact(channel.text(row[0]))
             if plan.kind == "insert" and row[1] == b"t" and plan.table.ends is None:
-                _refuse_supplied_values(plan, image)
+                refuse_supplied_values(plan, image)
                 image[plan.table.id_column] = None
             new.append(image)
         return new
@@ -433,95 +350,6 @@ class WriteExecutor:
         )
 
 
-class Cancelled(Exception):
-    """The client cancelled the statement, or its statement_timeout passed, while the
-    vendor answered: the vendor call is not interrupted (its outcome would be unknown);
-    its effect is undone and the statement fails as PostgreSQL's would."""
-
-    def __init__(self, timeout: bool) -> None:
-        super().__init__()
-        self.timeout = timeout
-
-    def error(self, plan: WritePlan) -> PgError:
-        cause = "statement timeout" if self.timeout else "user request"
-        return PgError(QUERY_CANCELED, f"canceling statement due to {cause}")
-
-
-class ReadOnly(Exception):
-    """PostgreSQL's own refusal, before anything is run."""
-
-    def error(self, plan: WritePlan) -> PgError:
-        return PgError(
-            READ_ONLY_TRANSACTION,
-            f"cannot execute {plan.kind.upper()} in a read-only transaction",
-        )
-
-
-class ArchivedAtCommit(Exception):
-    """The statement's row is an object this transaction deleted (its email, or the
-    vendor matched it by email to that object): the object is archived only at
-    COMMIT, so the row would point to nothing. Fails as the re-insert of a unique value
-    still held would — before the API call when the key shows it, else the vendor
-    change is undone."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
-
-    def error(self, plan: WritePlan) -> PgError:
-        return PgError(
-            "23505",
-            f"the vendor object of {self.what} this statement would write to "
-            f"{plan.table.display} was deleted earlier in this transaction",
-            detail="Deleted objects are archived at the vendor at COMMIT; until then "
-            "their unique values (an email) are still taken.",
-            hint="Commit the DELETE first, or UPDATE the row instead of deleting it.",
-            extra={"schema_name": plan.table.schema, "table_name": plan.table.name},
-        )
-
-
-def _deferred_of(plan: WritePlan, ledger: TxLedger) -> list[DeferredArchive]:
-    """The transaction's pending archives of the statement's kind of object."""
-    table = plan.table
-    return [
-        archive
-        for archive in ledger.deferred
-        if archive.connector == table.connector and archive.object_type == table.object_type
-    ]
-
-
-def _check_not_archived(plan: WritePlan, ledger: TxLedger, change: ApiChange) -> None:
-    if plan.kind != "insert" or plan.table.ends is not None:
-        return
-    pending = {i for archive in _deferred_of(plan, ledger) for i in archive.ids}
-    for row in change.payload:
-        ident = row.get(plan.table.id_column) if isinstance(row, dict) else None
-        if ident is not None and str(ident) in pending:
-            raise ArchivedAtCommit(f"id {ident}")
-
-
-def _check_keys_not_archived(plan: WritePlan, ledger: TxLedger, new: list[Image]) -> None:
-    """Before the API call: a new row whose unique key (email) belongs to an object
-    this transaction deleted."""
-    if plan.kind != "insert" or not plan.table.upsert_keys:
-        return
-    pending = {key for archive in _deferred_of(plan, ledger) for key in archive.keys}
-    if not pending:
-        return
-    for row in new:
-        for column in plan.table.upsert_keys:
-            value = row.get(column)
-            if value is not None and str(value).casefold() in pending:
-                raise ArchivedAtCommit(f"{column} {value}")
-
-
-def _check_cancelled(ledger: TxLedger, started: float, timeout_s: float) -> None:
-    if ledger.cancel_requested:
-        raise Cancelled(timeout=False)
-    if timeout_s > 0 and time.monotonic() - started > timeout_s:
-        raise Cancelled(timeout=True)
-
-
 def _checked(result: Result) -> Result:
     if result.error is not None:
         raise QueryFailed(result)
@@ -540,68 +368,6 @@ def _aggregated(result: Result, channel: UpstreamChannel) -> list[Image]:
     return loads_exact(channel.text(value)) if value is not None else []
 
 
-def _check_rejoined(plan: WritePlan, old: list[Image], new: list[Image]) -> None:
-    """UPDATE ... FROM re-evaluates its join in the dry run: it must update exactly the
-    rows that were locked, or the vendor and the table would disagree."""
-    id_column = plan.table.id_column
-    if {str(r[id_column]) for r in old} != {str(r[id_column]) for r in new}:
-        raise Unsupported(
-            f"the FROM list of this UPDATE of {plan.table.display} matched other rows when "
-            "evaluated again (its tables changed meanwhile, or it is volatile)",
-            "Retry the statement; or select the ids first and UPDATE ... WHERE id IN (...).",
-        )
-
-
-def _check_applied(plan: WritePlan, change: ApiChange, applied: Result) -> None:
-    """The local apply must change exactly the rows the vendor was told about."""
-    expected = len(change.payload)
-    count = applied.tag.rsplit(" ", 1)[-1]
-    if not count.isdigit() or int(count) == expected:
-        return
-    raise Unsupported(
-        f"the local {plan.kind.upper()} of {plan.table.display} changed {count} rows where "
-        f"{expected} were locked and sent to the vendor (a row-level security policy?)",
-        "Give the role policies that let it change every row it can lock (FOR UPDATE).",
-    )
-
-
-def _failed_value(plan: WritePlan, error: ApiError, new: list[Image]) -> object | None:
-    """The value of the column the vendor blamed, in the row that failed (plain INSERT
-    and UPDATE send rows in statement order, so the vendor's index is the row's)."""
-    column = plan.table.column_of(error.column) if error.column else None
-    index = error.input_index
-    if column is None or index is None or plan.conflict is not None or index >= len(new):
-        return None
-    return new[index].get(column)
-
-
-def _refuse_supplied_values(plan: WritePlan, row: Image) -> None:
-    """The API assigns the id and the read-only columns: an INSERT that gives one of
-    them a value (even positionally) is refused; naming it with NULL/DEFAULT is fine
-    (the id then holds the guard's placeholder)."""
-    table = plan.table
-    named = plan.insert_columns or tuple(c.name for c in table.columns)
-    for column in named:
-        if column == table.id_column:
-            if not is_pending_id(row.get(column)):
-                raise assigned_error(table, column)
-        elif column in table.read_only and row.get(column) is not None:
-            raise assigned_error(table, column)
-
-
-def _unique(rows: list[Image], plan: WritePlan) -> list[Image]:
-    """UPDATE ... FROM / DELETE ... USING may join a target row more than once."""
-    table = plan.table
-    seen: dict[Any, Image] = {}
-    for row in rows:
-        if table.ends is None:
-            key = row[table.id_column]
-        else:  # an association row is identified by its pair
-            key = (row[table.ends[0][0]], row[table.ends[1][0]])
-        seen.setdefault(key, row)
-    return list(seen.values())
-
-
 def _lookup_property(table: SyncedTable) -> str | None:
     """A unique vendor property of the table's objects (its one upsert key), which
     finds a created object again if the vendor's answer was lost."""
@@ -609,14 +375,3 @@ def _lookup_property(table: SyncedTable) -> str | None:
         return None
     (column,) = table.upsert_keys
     return table.property_of(column)
-
-
-async def _all_gone(connector: Connector, archive: DeferredArchive) -> bool:
-    """After an archive whose answer was lost: is every object archived at the vendor?"""
-    try:
-        for object_id in archive.ids:
-            if await connector.get(archive.object_type, object_id) is not None:
-                return False
-    except ApiError:
-        return False
-    return True

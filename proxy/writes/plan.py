@@ -76,7 +76,9 @@ def _returning_json(ref: str) -> ast.ReturningClause:
     """The dry run's RETURNING: the new image, and whether the row is a new one (an
     ON CONFLICT DO UPDATE returns the rows it updated too)."""
     return ast.ReturningClause(
-        exprs=_select_list(f"SELECT to_jsonb({ref}), ({ref}.xmax::text = '0')")
+        exprs=_select_list(
+            f"SELECT pg_catalog.to_jsonb({ref}), ({ref}.xmax::text OPERATOR(pg_catalog.=) '0')"
+        )
     )
 
 
@@ -186,7 +188,8 @@ def _plan_insert(statement: ast.InsertStmt, table: SyncedTable) -> WritePlan:
         upsert = f" ON CONFLICT ({quote_ident(table.id_column)}) DO UPDATE SET {updates}"
     apply = (
         f"INSERT INTO {table.qualified}{alias} ({columns}) SELECT {columns} "
-        f"FROM jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb){upsert}{returning}"
+        f"FROM pg_catalog.jsonb_populate_recordset(NULL::{table.qualified}, $1::jsonb)"
+        f"{upsert}{returning}"
     )
     return WritePlan("insert", table, None, dry_run, apply, frozenset(), conflict, insert_columns)
 
@@ -207,11 +210,12 @@ def _old_rows_sql(
     with_sql = f"{with_sql[:-1]}, " if with_sql else "WITH "
     id_key = quote_literal(id_column)
     return (
-        f"{with_sql}{OLD_ROWS} AS MATERIALIZED (SELECT to_jsonb({ref}) AS image "
+        f"{with_sql}{OLD_ROWS} AS MATERIALIZED (SELECT pg_catalog.to_jsonb({ref}) AS image "
         f"FROM {', '.join(from_items)}{where_sql} FOR UPDATE OF {ref}) "
         f"SELECT (SELECT pg_catalog.jsonb_agg(image) FROM {OLD_ROWS}), "
         f"pg_catalog.set_config('{IDS_SETTING}', COALESCE((SELECT "
-        f"pg_catalog.jsonb_agg(image -> {id_key}) FROM {OLD_ROWS}), '[]')::text, true)"
+        f"pg_catalog.jsonb_agg(image OPERATOR(pg_catalog.->) {id_key}) FROM {OLD_ROWS}), "
+        "'[]')::text, true)"
     )
 
 
@@ -244,7 +248,8 @@ def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
     # The dry run updates exactly the locked rows; with FROM, the join still gives the
     # SET expressions their other rows, and the executor checks it found them all.
     locked = _parse_one(
-        f"SELECT 1 WHERE {ref}.{quote_ident(table.id_column)}::text IN ({LOCKED_IDS})"
+        f"SELECT 1 WHERE {ref}.{quote_ident(table.id_column)}::text "
+        f"OPERATOR(pg_catalog.=) ANY (ARRAY({LOCKED_IDS}))"
     )
     assert isinstance(locked, ast.SelectStmt)
     if has_from and statement.whereClause is not None:
@@ -277,9 +282,10 @@ def _plan_update(statement: ast.UpdateStmt, table: SyncedTable) -> WritePlan:
     id_column = quote_ident(table.id_column)
     apply = (
         f"UPDATE {table.qualified}{alias} SET {assignments} "
-        f"FROM (SELECT {SOURCE_ROW} FROM jsonb_populate_recordset(NULL::{table.qualified}, "
+        f"FROM (SELECT {SOURCE_ROW} FROM pg_catalog.jsonb_populate_recordset("
+        f"NULL::{table.qualified}, "
         f"$1::jsonb) AS {SOURCE_ROW}) AS {SOURCE} "
-        f"WHERE {ref}.{id_column} = {source}.{id_column}{returning}"
+        f"WHERE {ref}.{id_column} OPERATOR(pg_catalog.=) {source}.{id_column}{returning}"
     )
     return WritePlan(
         "update", table, select_old, dry_run, apply, frozenset(set_columns), rejoins=has_from
@@ -316,13 +322,18 @@ def _plan_delete(statement: ast.DeleteStmt, table: SyncedTable) -> WritePlan:
     select_old = _old_rows_sql(statement, statement.usingClause, ref, table.id_column)
     if table.ends is None:
         key = f"{ref}.{quote_ident(table.id_column)}::text"
-        keys = "SELECT jsonb_array_elements_text($1::jsonb)"
+        match = "OPERATOR(pg_catalog.=) ANY (ARRAY({}))"
+        keys = "SELECT pg_catalog.jsonb_array_elements_text($1::jsonb)"
     else:  # an association row is its pair of ids: $1 is [[a, b], ...]
         (first, _), (second, _) = table.ends
         key = f"({ref}.{quote_ident(first)}::text, {ref}.{quote_ident(second)}::text)"
-        keys = "SELECT p->>0, p->>1 FROM jsonb_array_elements($1::jsonb) AS p"
+        match = "IN ({})"
+        keys = (
+            "SELECT p OPERATOR(pg_catalog.->>) 0, p OPERATOR(pg_catalog.->>) 1 "
+            "FROM pg_catalog.jsonb_array_elements($1::jsonb) AS p"
+        )
     apply = (
-        f"DELETE FROM {table.qualified}{alias} WHERE {key} IN ({keys})"
+        f"DELETE FROM {table.qualified}{alias} WHERE {key} {match.format(keys)}"
         f"{_returning_sql(statement.returningClause)}"
     )
     return WritePlan("delete", table, select_old, None, apply, frozenset())

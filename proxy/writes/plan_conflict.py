@@ -59,7 +59,8 @@ def _plan_conflict(clause: ast.OnConflictClause | None, table: SyncedTable) -> C
     _refuse_assigned(table, _column_names(clause.targetList))
     ident = quote_ident(table.id_column)
     lock_existing = (
-        f"SELECT to_jsonb(t) FROM {table.qualified} AS t WHERE t.{ident}::text "
-        f"IN (SELECT pg_catalog.jsonb_array_elements_text($1::jsonb)) FOR UPDATE OF t"
+        f"SELECT pg_catalog.to_jsonb(t) FROM {table.qualified} AS t WHERE t.{ident}::text "
+        "OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text("
+        "$1::jsonb))) FOR UPDATE OF t"
     )
     return Conflict(keys[0], "update", lock_existing)

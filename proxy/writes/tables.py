@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
+from proxy.guard_key import GuardKey
 from proxy.sql.classifier import parse_qualified_name
 from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSettings
 
@@ -110,8 +111,8 @@ class SyncedTables:
     #: Views and rule-bearing relations whose rules reference a synced table: a write
     #: to them would reach the synced table behind the proxy's back.
     dependents: dict[tuple[str, str], SyncedTable] = field(default_factory=dict)
-    #: The guard's secret (``proxy.guard``), installed by the supervisor at startup.
-    guard_secret: str = ""
+    #: The guard's key (``proxy.guard``), installed by the supervisor at startup.
+    guard: GuardKey = field(default_factory=GuardKey)
     #: The database the synced tables are in (the upstream URL's); in any other
     #: database on the same server, a table of the same name is an ordinary table.
     database: str = ""

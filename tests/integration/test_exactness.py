@@ -842,3 +842,64 @@ def test_a_token_leaked_through_the_clients_own_expressions_is_worthless(hs: Har
     finally:
         admin(hs, "DROP FUNCTION public.wp_leak(text)")
     assert hs.local("SELECT email FROM hubspot.contact") == [("leak@example.com",)]
+
+
+# -- found by an adversarial review: the client's own operators and functions -------------
+
+
+def test_the_secret_never_reaches_a_clients_operator(hs: Harness, role: str) -> None:
+    """A role that puts its own ``||`` ahead of pg_catalog's sees every text the proxy's
+    statements concatenate: the guard's secret is never one of them."""
+    admin(
+        hs,
+        f"GRANT INSERT, UPDATE ON hubspot.contact TO {role}",
+        f"GRANT CREATE ON SCHEMA public TO {role}",
+    )
+    seen: list[str] = []
+    with as_role(hs) as conn:
+        conn.execute("CREATE TABLE public.wp_loot (t text)")
+        conn.execute(
+            "CREATE FUNCTION public.wp_spycat(a text, b text) RETURNS text LANGUAGE plpgsql AS "
+            "$f$ BEGIN INSERT INTO public.wp_loot VALUES (a), (b); "
+            "RETURN a OPERATOR(pg_catalog.||) b; END $f$"
+        )
+        conn.execute(
+            "CREATE OPERATOR public.|| "
+            "(leftarg = text, rightarg = text, function = public.wp_spycat)"
+        )
+        conn.execute("SET search_path = public, pg_catalog")
+        conn.execute("INSERT INTO hubspot.contact (email) VALUES ('spy@example.com')")
+        conn.execute("UPDATE hubspot.contact SET firstname = 'x'")
+        seen = [str(row[0]) for row in conn.execute("SELECT t FROM public.wp_loot")]
+    [[secret]] = hs.local("SELECT secret FROM writeproxy.guard")
+    assert not any(secret in text for text in seen)
+
+
+def test_a_clients_overload_of_a_function_the_proxy_uses_changes_nothing(
+    hs: Harness, role: str
+) -> None:
+    """An exact-type overload wins over pg_catalog's polymorphic function whatever the
+    search_path: the proxy's statements name pg_catalog's."""
+    admin(
+        hs,
+        f"GRANT INSERT, UPDATE ON hubspot.contact TO {role}",
+        f"GRANT CREATE ON SCHEMA public TO {role}",
+    )
+    with as_role(hs) as conn:
+        conn.execute(
+            "CREATE FUNCTION public.jsonb_populate_recordset(base hubspot.contact, j jsonb) "
+            "RETURNS SETOF hubspot.contact LANGUAGE plpgsql AS $f$ DECLARE r hubspot.contact; "
+            "BEGIN FOR r IN SELECT * FROM pg_catalog.jsonb_populate_recordset(base, j) LOOP "
+            "r.firstname := 'EVIL'; RETURN NEXT r; END LOOP; END $f$"
+        )
+        conn.execute(
+            "CREATE FUNCTION public.to_jsonb(r hubspot.contact) RETURNS jsonb LANGUAGE sql AS "
+            '$f$ SELECT pg_catalog.to_jsonb(r) || \'{"lastname": "Pwned"}\'::jsonb $f$'
+        )
+        row = conn.execute(
+            "INSERT INTO hubspot.contact (email, firstname) VALUES ('h@example.com', 'Good') "
+            "RETURNING firstname, lastname"
+        ).fetchone()
+        assert row == ("Good", None)
+        conn.execute("UPDATE hubspot.contact SET firstname = 'New'")
+    assert vendor_values(hs, "firstname", "lastname") == ("New", None)

@@ -310,7 +310,7 @@ async def test_deferred_constraint_violation_stops_the_archive() -> None:
     channel = FakeChannel(plan(DELETE), fail="SET CONSTRAINTS")
     connector, ledger = FakeConnector(), TxLedger(xid=3)
     ledger.defer(DeferredArchive("hubspot", "contacts", contact_table(), ("1",)))
-    failure = await executor(connector, FakeJournal()).archive_deferred(
+    failure = await executor(connector, FakeJournal()).archives.archive_deferred(
         channel,  # type: ignore[arg-type]
         ledger,
     )

@@ -36,29 +36,40 @@ WRITABLE = (
     "id, email, firstname, user_id, createdate, lastmodifieddate, "
     "_sync_inserted_at, _sync_updated_at, _updated_at"
 )
-POPULATE = "jsonb_populate_recordset(NULL::hubspot.contact, $1::jsonb)"
+POPULATE = "pg_catalog.jsonb_populate_recordset(NULL::hubspot.contact, $1::jsonb)"
+
+
+#: The proxy's own statements name pg_catalog's functions and operators: a client's
+#: overloads (public.to_jsonb, public.=) never run in them.
+BY_IDS = (
+    "OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text($1::jsonb)))"
+)
 
 
 def returned(ref: str) -> str:
     """The dry run's RETURNING list: the new image and whether the row is new."""
-    return f"RETURNING to_jsonb({ref}), CAST({ref}.xmax AS text) = '0'"
+    return (
+        f"RETURNING pg_catalog.to_jsonb({ref}), CAST({ref}.xmax AS text) OPERATOR(pg_catalog.=) '0'"
+    )
 
 
 def old_rows(ref: str, rest: str, with_: str = "", id_column: str = "id") -> str:
     """The old-images query: lock the rows once, one JSON array, their ids set aside."""
     return (
-        f"WITH {with_}writeproxy_old AS MATERIALIZED (SELECT to_jsonb({ref}) AS image "
+        f"WITH {with_}writeproxy_old AS MATERIALIZED (SELECT pg_catalog.to_jsonb({ref}) AS image "
         f"FROM {rest} FOR UPDATE OF {ref}) SELECT (SELECT pg_catalog.jsonb_agg(image) "
         "FROM writeproxy_old), pg_catalog.set_config('writeproxy.ids', COALESCE((SELECT "
-        f"pg_catalog.jsonb_agg(image -> '{id_column}') FROM writeproxy_old), '[]')::text, true)"
+        f"pg_catalog.jsonb_agg(image OPERATOR(pg_catalog.->) '{id_column}') FROM writeproxy_old), "
+        "'[]')::text, true)"
     )
 
 
 def locked(ref: str) -> str:
     """The UPDATE dry run's condition: exactly the locked rows."""
     return (
-        f"CAST({ref}.id AS text) IN (SELECT pg_catalog.jsonb_array_elements_text("
-        "CAST(pg_catalog.current_setting('writeproxy.ids') AS jsonb)))"
+        f"CAST({ref}.id AS text) OPERATOR(pg_catalog.=) ANY(ARRAY(SELECT "
+        "pg_catalog.jsonb_array_elements_text("
+        "CAST(pg_catalog.current_setting('writeproxy.ids') AS jsonb))))"
     )
 
 
@@ -197,8 +208,7 @@ def test_insert_into_a_quoted_table_runs_on_the_real_table() -> None:
     company = company_table()
     plan = plan_write("insert into crm.\"Company\" (name) values ('Acme')", company)
     assert plan.dry_run == (
-        'INSERT INTO crm."Company" (name) VALUES (\'Acme\') RETURNING to_jsonb("Company"), '
-        "CAST(\"Company\".xmax AS text) = '0'"
+        "INSERT INTO crm.\"Company\" (name) VALUES ('Acme') " + returned('"Company"')
     )
 
 
@@ -249,8 +259,8 @@ def test_on_conflict_do_update(contact: SyncedTable) -> None:
     assert plan.conflict == Conflict(
         key_column="email",
         action="update",
-        lock_existing="SELECT to_jsonb(t) FROM hubspot.contact AS t WHERE t.id::text "
-        "IN (SELECT pg_catalog.jsonb_array_elements_text($1::jsonb)) FOR UPDATE OF t",
+        lock_existing="SELECT pg_catalog.to_jsonb(t) FROM hubspot.contact AS t WHERE t.id::text "
+        f"{BY_IDS} FOR UPDATE OF t",
     )
 
 
@@ -348,7 +358,8 @@ def apply_update(ref: str, alias: str = "", returning: str = "", assigned: str =
     assignments = ", ".join(f"{c} = {source}.{c}" for c in columns)
     return (
         f"UPDATE hubspot.contact{alias} SET {assignments} FROM (SELECT {SOURCE_ROW} FROM "
-        f"{POPULATE} AS {SOURCE_ROW}) AS {SOURCE} WHERE {ref}.id = {source}.id{returning}"
+        f"{POPULATE} AS {SOURCE_ROW}) AS {SOURCE} WHERE {ref}.id OPERATOR(pg_catalog.=) "
+        f"{source}.id{returning}"
     )
 
 
@@ -482,8 +493,7 @@ def test_delete_by_parameter_with_returning(contact: SyncedTable) -> None:
         table=contact,
         select_old=old_rows("contact", "hubspot.contact WHERE id = $1"),
         dry_run=None,
-        apply="DELETE FROM hubspot.contact WHERE contact.id::text IN "
-        "(SELECT jsonb_array_elements_text($1::jsonb)) RETURNING email",
+        apply=f"DELETE FROM hubspot.contact WHERE contact.id::text {BY_IDS} RETURNING email",
         set_columns=frozenset(),
     )
 
@@ -498,18 +508,14 @@ def test_delete_using_with_alias_and_cte(contact: SyncedTable) -> None:
         "c", "hubspot.contact AS c, u WHERE c.user_id = u.id", "u AS (SELECT 1 AS id), "
     )
     assert plan.apply == (
-        "DELETE FROM hubspot.contact AS c WHERE c.id::text IN "
-        "(SELECT jsonb_array_elements_text($1::jsonb)) RETURNING c.email"
+        f"DELETE FROM hubspot.contact AS c WHERE c.id::text {BY_IDS} RETURNING c.email"
     )
 
 
 def test_delete_with_a_custom_id_column_and_quoted_name() -> None:
     plan = plan_write('delete from crm."Company"', company_table())
     assert plan.select_old == old_rows('"Company"', 'crm."Company"', id_column="hs_id")
-    assert plan.apply == (
-        'DELETE FROM crm."Company" WHERE "Company".hs_id::text IN '
-        "(SELECT jsonb_array_elements_text($1::jsonb))"
-    )
+    assert plan.apply == (f'DELETE FROM crm."Company" WHERE "Company".hs_id::text {BY_IDS}')
 
 
 # --- association tables -----------------------------------------------------------
@@ -533,7 +539,8 @@ def test_association_insert_and_delete() -> None:
     assert delete.apply == (
         "DELETE FROM hubspot.associations_contact_deal AS a "
         "WHERE (a.contact_id::text, a.deal_id::text) IN "
-        "(SELECT p->>0, p->>1 FROM jsonb_array_elements($1::jsonb) AS p)"
+        "(SELECT p OPERATOR(pg_catalog.->>) 0, p OPERATOR(pg_catalog.->>) 1 "
+        "FROM pg_catalog.jsonb_array_elements($1::jsonb) AS p)"
     )
 
 

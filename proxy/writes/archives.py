@@ -1,0 +1,146 @@
+"""The archives a transaction's DELETEs deferred to its COMMIT (an archive cannot be
+undone through the vendor API): checked and sent just before the COMMIT — or, under
+SERIALIZABLE, whose COMMIT may still fail its serializability check, once it succeeded —
+and the local association rows the vendor drops with an archived object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from proxy.backend.channel import UpstreamChannel
+from proxy.backend.params import NO_PARAMS, StatementParams, json_param
+from proxy.connectors.base import ApiError, Connector
+from proxy.guard import SET_TOKEN_SQL
+from proxy.wire.messages.ready_for_query import IN_TRANSACTION
+from proxy.writes.errors import api_error
+from proxy.writes.journaling import LiveJournal
+from proxy.writes.ledger import DeferredArchive, TxLedger
+from proxy.writes.outcome import Failure, UpstreamError
+from proxy.writes.tables import SyncedTable, quote_ident
+
+log = logging.getLogger(__name__)
+
+#: The guard token for a statement of the proxy's own (``WriteExecutor._token``).
+Token = Callable[[UpstreamChannel, SyncedTable, str], StatementParams]
+
+
+class DeferredArchives:
+    """Sends deferred archives; one per worker (the executor's)."""
+
+    def __init__(
+        self,
+        connectors: Mapping[str, Connector],
+        journal: LiveJournal,
+        associations: Sequence[SyncedTable],
+        token: Token,
+    ) -> None:
+        self._connectors = connectors
+        self._journal = journal
+        self._token = token
+        #: Association tables: their rows go with an archived object (the vendor drops
+        #: an archived object's associations).
+        self._association_tables = [t for t in associations if t.ends is not None]
+
+    async def archive_deferred(self, channel: UpstreamChannel, ledger: TxLedger) -> Failure | None:
+        """Just before COMMIT: check deferred constraints (so the COMMIT cannot fail on
+        them after the archive), then archive what the transaction's DELETEs removed.
+        A failure is the COMMIT's failure; the caller rolls back."""
+        deferred = ledger.deferred
+        if not deferred:
+            return None
+        checked, isolation = await channel.run_many(
+            [
+                ("SET CONSTRAINTS ALL IMMEDIATE", NO_PARAMS),
+                ("SELECT pg_catalog.current_setting('transaction_isolation')", NO_PARAMS),
+            ]
+        )
+        if checked.error is not None:
+            return Failure(UpstreamError(checked.error), checked.status)
+        assert ledger.xid is not None
+        if isolation.rows and isolation.rows[0][0] == b"serializable":
+            # Its COMMIT may still fail the serializability check, after which an
+            # archive could not be undone: archive once the COMMIT succeeded.
+            for archive in deferred:
+                dropped = await self._drop_associations(channel, archive)
+                if dropped is not None:
+                    return dropped
+            ledger.after_commit = (ledger.xid, list(deferred))
+            ledger.archived()
+            return None
+        for archive in deferred:
+            hooks = self._journal.statement(xid=ledger.xid, connector=archive.connector)
+            connector = self._connectors[archive.connector]
+            try:
+                await connector.archive(archive.object_type, list(archive.ids), hooks=hooks)
+            except ApiError as error:
+                if error.retry_safe or not await _all_gone(connector, archive):
+                    return Failure(api_error(error, archive.table), IN_TRANSACTION)
+                # The answer was lost but the objects are gone: the archive happened.
+            finally:
+                ledger.record(hooks.entry_ids)
+            dropped = await self._drop_associations(channel, archive)
+            if dropped is not None:
+                return dropped
+        ledger.archived()
+        return None
+
+    async def archive_committed(self, ledger: TxLedger) -> None:
+        """After a SERIALIZABLE transaction's COMMIT succeeded: send the archives its
+        DELETEs deferred (journaled under its xid, so a failed or lost archive is
+        completed by the journal, which sees the transaction committed)."""
+        postponed, ledger.after_commit = ledger.after_commit, None
+        if postponed is None:
+            return
+        xid, archives = postponed
+        for archive in archives:
+            hooks = self._journal.statement(xid=xid, connector=archive.connector)
+            try:
+                await self._connectors[archive.connector].archive(
+                    archive.object_type, list(archive.ids), hooks=hooks
+                )
+            except ApiError as error:
+                log.warning(
+                    "archive after COMMIT of %d %s failed (%s); the journal retries it",
+                    len(archive.ids),
+                    archive.object_type,
+                    error.kind.value,
+                )
+            finally:
+                self._journal.ended(xid, hooks.entry_ids)
+
+    def forget_postponed(self, ledger: TxLedger) -> None:
+        """The COMMIT failed: its transaction rolled back, its archives never run."""
+        ledger.after_commit = None
+
+    async def _drop_associations(
+        self, channel: UpstreamChannel, archive: DeferredArchive
+    ) -> Failure | None:
+        """The vendor removed the archived objects' associations: so does the local copy,
+        in the same transaction, just before its COMMIT."""
+        for table in self._association_tables:
+            assert table.ends is not None
+            for column, object_type in table.ends:
+                if table.connector != archive.connector or object_type != archive.object_type:
+                    continue
+                drop = (
+                    f"DELETE FROM {quote_ident(table.schema)}.{quote_ident(table.name)} "
+                    f"WHERE {quote_ident(column)}::text OPERATOR(pg_catalog.=) ANY "
+                    "(ARRAY(SELECT pg_catalog.jsonb_array_elements_text($1::jsonb)))"
+                )
+                await channel.checked(SET_TOKEN_SQL, self._token(channel, table, drop))
+                result = await channel.run(drop, json_param(list(archive.ids)))
+                if result.error is not None:
+                    return Failure(UpstreamError(result.error), result.status)
+        return None
+
+
+async def _all_gone(connector: Connector, archive: DeferredArchive) -> bool:
+    """After an archive whose answer was lost: is every object archived at the vendor?"""
+    try:
+        for object_id in archive.ids:
+            if await connector.get(archive.object_type, object_id) is not None:
+                return False
+    except ApiError:
+        return False
+    return True
