@@ -53,10 +53,17 @@ TOKEN_SETTING = "writeproxy.token"
 #: The token is computed by the proxy and only the result is sent: the secret never
 #: appears in a statement, where the client's own operators or functions (a
 #: ``public.||`` ahead of pg_catalog's) could read it.
-SET_TOKEN_SQL = f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', $1, true)"
+ROWS_SETTING = "writeproxy.rows"
+SET_TOKEN_SQL = (
+    f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', $1, true), "
+    f"pg_catalog.set_config('{ROWS_SETTING}', $2, true)"
+)
 
 
-CLEAR_TOKEN_SQL = f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', '', true)"
+CLEAR_TOKEN_SQL = (
+    f"SELECT pg_catalog.set_config('{TOKEN_SETTING}', '', true), "
+    f"pg_catalog.set_config('{ROWS_SETTING}', '', true)"
+)
 _DDL_LOCK = 0x77_72_67_75_61_72_64  # pg_advisory_xact_lock key for the guard's DDL
 
 log = logging.getLogger(__name__)
@@ -84,12 +91,14 @@ def _definitions(schema: str) -> list[str]:
         # role), or NULL. SECURITY DEFINER so that any role can ask without reading
         # the secret; the caller's role is passed in (current_user here is the owner).
         f"""
-        CREATE OR REPLACE FUNCTION {s}.guard_writer(token text, relid oid, role text)
+        CREATE OR REPLACE FUNCTION {s}.guard_writer(
+            token text, relid oid, role text, allowed text)
         RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog AS $fn$
             SELECT CASE
                 WHEN token IS NOT NULL AND token = md5(
-                    g.secret || ':' || relid::text || ':' || md5(current_query())) THEN 'proxy'
+                    g.secret || ':' || relid::text || ':' || md5(current_query())
+                    || ':' || md5(allowed)) THEN 'proxy'
                 WHEN role = ANY (g.sync_roles) THEN 'sync'
             END
             FROM {s}.guard AS g
@@ -99,11 +108,21 @@ def _definitions(schema: str) -> list[str]:
         CREATE OR REPLACE FUNCTION {s}.guard_write() RETURNS trigger
         LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
         DECLARE
+            allowed text := coalesce(current_setting('{ROWS_SETTING}', true), '');
             writer text := {s}.guard_writer(
-                current_setting('{TOKEN_SETTING}', true), TG_RELID, current_user::text);
+                current_setting('{TOKEN_SETTING}', true), TG_RELID, current_user::text, allowed);
             fill jsonb := '{{}}';
             i integer := 1;
         BEGIN
+            -- The write path's token covers its own statement's rows only: not a write
+            -- nested in a trigger, nor (in the apply) a row it is not applying — e.g.
+            -- one written by a function in the client's RETURNING list.
+            IF writer = 'proxy' AND (pg_trigger_depth() > 1 OR (
+                    allowed <> '' AND TG_LEVEL = 'ROW' AND TG_NARGS > 0
+                    AND NOT allowed::jsonb ? ((CASE WHEN TG_OP = 'DELETE'
+                        THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END) ->> TG_ARGV[0]))) THEN
+                writer := NULL;
+            END IF;
             IF writer IS NULL THEN
                 RAISE EXCEPTION USING
                     ERRCODE = '0A000',

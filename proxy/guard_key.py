@@ -20,8 +20,11 @@ class GuardKey:
     oids: Mapping[str, int] = field(default_factory=dict)
     server_encoding: str = "utf-8"
 
-    def token(self, table: str, sql: str) -> str:
-        """The token that authorises exactly ``sql`` to write ``table``."""
+    def token(self, table: str, sql: str, rows: str = "") -> str:
+        """The token that authorises exactly ``sql`` to write ``table`` — only the rows
+        whose ids ``rows`` lists (a JSON array; empty: any row, for the rolled-back dry
+        run)."""
         query = hashlib.md5(sql.encode(self.server_encoding, "surrogateescape")).hexdigest()
+        scope = hashlib.md5(rows.encode()).hexdigest()
         oid = self.oids.get(table, 0)
-        return hashlib.md5(f"{self.secret}:{oid}:{query}".encode()).hexdigest()
+        return hashlib.md5(f"{self.secret}:{oid}:{query}:{scope}".encode()).hexdigest()

@@ -19,6 +19,7 @@ deferred to COMMIT time (``archive_deferred``): an archive cannot be undone.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -184,7 +185,10 @@ class WriteExecutor:
             # One round trip: the apply, the savepoint's release (and, inside the
             # client's block, the token cleared); the COMMIT waits for the checks.
             finish = [
-                (SET_TOKEN_SQL, self._token(channel, table, plan.apply)),
+                (
+                    SET_TOKEN_SQL,
+                    self._token(channel, table, plan.apply, _applied_ids(plan, change)),
+                ),
                 (plan.apply, json_param(change.payload)),
                 (f"RELEASE SAVEPOINT {STATEMENT_SAVEPOINT}", NO_PARAMS),
             ]
@@ -242,10 +246,14 @@ class WriteExecutor:
         """The guard was installed again (``proxy.guard.GuardKeeper``)."""
         self._guard = key
 
-    def _token(self, channel: UpstreamChannel, table: SyncedTable, sql: str) -> StatementParams:
-        """The guard's token for the statement ``sql``, which writes ``table``
+    def _token(
+        self, channel: UpstreamChannel, table: SyncedTable, sql: str, ids: Sequence[str] = ()
+    ) -> StatementParams:
+        """The guard's token for the statement ``sql``, which writes ``table`` — only
+        the rows with ``ids`` (none given: any row, for the rolled-back dry run)
         (``proxy.guard``): set just before it, cleared before the client speaks again."""
-        return text_params(self._guard.token(table.qualified, sql))
+        rows = json.dumps(list(ids)) if ids else ""
+        return text_params(self._guard.token(table.qualified, sql, rows), rows)
 
     def _current_xid(self, ledger: TxLedger, result: Result) -> tuple[int, float]:
         """The client transaction's xid, asked for every statement: a transaction can
@@ -348,6 +356,17 @@ class WriteExecutor:
             "the rows this INSERT ... ON CONFLICT updates kept changing while it ran",
             "Retry the statement.",
         )
+
+
+def _applied_ids(plan: WritePlan, change: ApiChange) -> list[str]:
+    """The ids of the rows the apply writes (association rows have none of their own:
+    their pairs are not scoped)."""
+    table = plan.table
+    if table.ends is not None:
+        return []
+    if plan.kind == "delete":
+        return [str(ident) for ident in change.payload]
+    return [str(row[table.id_column]) for row in change.payload if isinstance(row, dict)]
 
 
 def _checked(result: Result) -> Result:

@@ -903,3 +903,42 @@ def test_a_clients_overload_of_a_function_the_proxy_uses_changes_nothing(
         assert row == ("Good", None)
         conn.execute("UPDATE hubspot.contact SET firstname = 'New'")
     assert vendor_values(hs, "firstname", "lastname") == ("New", None)
+
+
+def test_writes_nested_in_the_proxys_statements_are_refused(hs: Harness) -> None:
+    """A function in the client's RETURNING list, or a trigger of the synced table, runs
+    inside the proxy's apply: the guard lets through only the rows the apply writes."""
+    seed(hs, "v@example.com", "w@example.com")
+    admin(
+        hs,
+        "CREATE FUNCTION public.wp_touch(x text) RETURNS text LANGUAGE sql AS $f$ "
+        "UPDATE hubspot.contact SET firstname = 'LOCALONLY' WHERE email = 'v@example.com' "
+        "RETURNING x $f$",
+        "CREATE FUNCTION public.wp_echo() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
+        "IF NEW.email = 'echo@example.com' THEN "
+        "DELETE FROM hubspot.contact WHERE email = 'w@example.com'; END IF; "
+        "RETURN NEW; END $f$",
+        "CREATE TRIGGER wp_echo AFTER INSERT ON hubspot.contact "
+        "FOR EACH ROW EXECUTE FUNCTION public.wp_echo()",
+    )
+    try:
+        with psycopg.connect(hs.url, autocommit=True) as conn:
+            with pytest.raises(errors.FeatureNotSupported):
+                conn.execute(
+                    "INSERT INTO hubspot.contact (email) VALUES ('a@example.com') "
+                    "RETURNING public.wp_touch(id)"
+                )
+            with pytest.raises(errors.FeatureNotSupported):
+                conn.execute("INSERT INTO hubspot.contact (email) VALUES ('echo@example.com')")
+    finally:
+        admin(
+            hs,
+            "DROP TRIGGER wp_echo ON hubspot.contact",
+            "DROP FUNCTION public.wp_echo()",
+            "DROP FUNCTION public.wp_touch(text)",
+        )
+    hs.settle()  # the creates were undone by the journal
+    assert sorted(r[0] for r in hs.local("SELECT email FROM hubspot.contact")) == [
+        "v@example.com",
+        "w@example.com",
+    ]
