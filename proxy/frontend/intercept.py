@@ -32,6 +32,7 @@ from proxy.wire.codes import COPY_STARTS, SYNC_POINTS, Backend, Frontend
 from proxy.wire.framing import INT16
 from proxy.wire.messages import extended
 from proxy.wire.messages.bind import Bind
+from proxy.wire.messages.command_complete import command_complete
 from proxy.wire.messages.parse import Parse
 from proxy.wire.messages.ready_for_query import IDLE
 from proxy.writes.outcome import Failure
@@ -220,6 +221,7 @@ class Interceptor:
         if await self._relay_replies(LAST_REPLY[Frontend.BIND]) != "done":
             return
         synced.portals.pop(bind.portal, None)
+        synced.done_portals.pop(bind.portal, None)
         synced.control_portals.pop(bind.portal, None)
         if statement is not None:
             synced.portals[bind.portal] = BoundWrite(statement, bind)
@@ -228,6 +230,9 @@ class Interceptor:
 
     async def _execute(self, raw: bytes, portal: str) -> bool:
         synced = self._synced
+        if (done := synced.done_portals.get(portal)) is not None:
+            self._client.send_raw(command_complete(done))
+            return True
         bound = synced.portals.get(portal)
         outcome = None
         if bound is not None:
@@ -243,6 +248,9 @@ class Interceptor:
             self._client.send_raw(encode_outcome(outcome, describe=False))
             if isinstance(outcome, Failure):
                 synced.skip_until_sync = True
+            else:
+                verb, *_ = outcome.tag.rsplit(" ", 1)
+                synced.done_portals[portal] = f"{verb} 0"
             return True
         if bound is not None and not await self._rebind(bound):
             return True

@@ -192,6 +192,7 @@ class ClientSession(asyncio.Protocol):
             if status == IDLE:
                 # Portals do not outlive their transaction; nor does the ledger.
                 synced.portals.clear()
+                synced.done_portals.clear()
                 synced.control_portals.clear()
                 xid, entries = synced.ledger.end()
                 if entries:

@@ -53,6 +53,9 @@ class SyncedState:
 
     statements: dict[str, PreparedWrite] = field(default_factory=dict)
     portals: dict[str, BoundWrite] = field(default_factory=dict)
+    #: Synced-write portals already run, with the tag another Execute of them answers
+    #: (PostgreSQL runs a portal once: again, it does nothing, e.g. "INSERT 0 0").
+    done_portals: dict[str, str] = field(default_factory=dict)
     #: Prepared statements and portals that control the transaction (COMMIT, ROLLBACK
     #: TO ...): handled by the interceptor only while the transaction has vendor changes.
     controls: dict[str, tuple[TxControl, ...]] = field(default_factory=dict)
@@ -68,4 +71,5 @@ class SyncedState:
             self.controls.pop(name, None)
         else:
             self.portals.pop(name, None)
+            self.done_portals.pop(name, None)
             self.control_portals.pop(name, None)

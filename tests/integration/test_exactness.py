@@ -942,3 +942,28 @@ def test_writes_nested_in_the_proxys_statements_are_refused(hs: Harness) -> None
         "v@example.com",
         "w@example.com",
     ]
+
+
+def test_a_second_execute_of_a_synced_portal_does_nothing(hs: Harness) -> None:
+    """PostgreSQL runs a portal once: another Execute of it completes with no rows."""
+    from proxy.wire.messages import extended
+    from proxy.wire.messages.bind import Bind
+    from proxy.wire.messages.parse import Parse
+    from tests.integration.test_robustness import RawClient, startup_packet
+
+    port = int(hs.url.split(":")[-1].split("/")[0])
+    sql = "INSERT INTO hubspot.contact (email) VALUES ('once@example.com') RETURNING id"
+    with RawClient(port) as client:
+        client.send(startup_packet("postgres", database="synced"))
+        client.read_until(b"Z")
+        client.send(
+            Parse("", sql, ()).encode()
+            + Bind("", "", (), (), ()).encode()
+            + extended.execute()
+            + extended.execute()
+            + extended.SYNC
+        )
+        answer = client.read_until(b"Z")
+    tags = [body[:-1].decode() for kind, body in answer if kind == ord("C")]
+    assert tags == ["INSERT 0 1", "INSERT 0 0"]
+    assert [str(o["properties"]["email"]) for o in hs.sandbox.objects()] == ["once@example.com"]  # type: ignore[index]
