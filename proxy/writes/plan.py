@@ -150,6 +150,11 @@ def _refusal(statement: ast.Node, table: SyncedTable) -> tuple[str, str]:
             f"TRUNCATE of the synced table {table.display} is not supported",
             "Delete rows with DELETE so that the vendor API archives them too.",
         )
+    if isinstance(statement, ast.CopyStmt) and not statement.is_from:
+        return (
+            f"COPY of a statement that writes the synced table {table.display} is not supported",
+            "Run the INSERT, UPDATE or DELETE on its own; COPY only what it returns.",
+        )
     if isinstance(statement, ast.CopyStmt):
         return (
             f"COPY FROM into the synced table {table.display} is not supported",

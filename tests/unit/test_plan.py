@@ -616,6 +616,11 @@ REFUSALS = [
         "Use INSERT statements; multi-row INSERTs are sent to the vendor in batches.",
     ),
     (
+        "copy (insert into hubspot.contact (email) values ('a') returning id) to stdout",
+        "COPY of a statement that writes the synced table hubspot.contact is not supported",
+        "Run the INSERT, UPDATE or DELETE on its own; COPY only what it returns.",
+    ),
+    (
         "merge into hubspot.contact t using public.s on t.id = s.id when matched then delete",
         "MERGE into the synced table hubspot.contact is not supported",
         "Use INSERT ... ON CONFLICT, UPDATE or DELETE.",
