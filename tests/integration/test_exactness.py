@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -967,3 +967,49 @@ def test_a_second_execute_of_a_synced_portal_does_nothing(hs: Harness) -> None:
     tags = [body[:-1].decode() for kind, body in answer if kind == ord("C")]
     assert tags == ["INSERT 0 1", "INSERT 0 0"]
     assert [str(o["properties"]["email"]) for o in hs.sandbox.objects()] == ["once@example.com"]  # type: ignore[index]
+
+
+def test_array_and_json_columns_round_trip_through_the_vendor(
+    hs: Harness, killable: tuple[ProxyProcess, Callable[[], ProxyProcess]]
+) -> None:
+    """README type mapping: a text[] column is a multi-select (values joined with ';'),
+    a jsonb column is sent as its JSON text; both come back as the same values."""
+    headers = {"Authorization": "Bearer sandbox-token"}
+    for prop in (
+        {
+            "name": "wp_tags",
+            "label": "Tags",
+            "type": "enumeration",
+            "fieldType": "checkbox",
+            "options": [{"label": v, "value": v} for v in ("a", "b", "c")],
+        },
+        {"name": "wp_prefs", "label": "Prefs", "type": "string", "fieldType": "text"},
+    ):
+        hs.sandbox.http.post(
+            "/crm/v3/properties/contacts",
+            json={"groupName": "contactinformation", **prop},
+            headers=headers,
+        ).raise_for_status()
+    admin(hs, "ALTER TABLE hubspot.contact ADD COLUMN wp_tags text[], ADD COLUMN wp_prefs jsonb")
+    proxy, start = killable
+    try:
+        proxy.stop()
+        proxy = start()  # reads the new columns
+        with psycopg.connect(proxy.url(db="synced"), autocommit=True) as conn:
+            row = conn.execute(
+                "INSERT INTO hubspot.contact (email, wp_tags, wp_prefs) VALUES "
+                """('t@example.com', '{a,c}', '{"n": 12345678901234567890.5, "l": [1, 2]}') """
+                "RETURNING wp_tags, wp_prefs::text"
+            ).fetchone()
+            assert row == (["a", "c"], '{"l": [1, 2], "n": 12345678901234567890.5}')
+            conn.execute("UPDATE hubspot.contact SET wp_tags = '{b}'")
+        [obj] = hs.sandbox.objects()
+        properties = obj["properties"]
+        assert isinstance(properties, dict)
+        assert properties["wp_tags"] == "b"
+        assert properties["wp_prefs"] == '{"l": [1, 2], "n": 12345678901234567890.5}'
+        assert hs.local("SELECT wp_tags, wp_prefs::text FROM hubspot.contact") == [
+            (["b"], '{"l": [1, 2], "n": 12345678901234567890.5}')
+        ]
+    finally:
+        admin(hs, "ALTER TABLE hubspot.contact DROP COLUMN wp_tags, DROP COLUMN wp_prefs")
