@@ -35,7 +35,7 @@ from proxy.guard_key import GuardKey
 from proxy.journal.schema import JournalSetupError, check_schema_name, ensure_schema
 from proxy.journal.schema import quote_ident as pg_quote
 from proxy.wire.encodings import codec_for
-from proxy.writes.tables import SyncedTable
+from proxy.writes.tables import SyncedTable, quote_literal
 
 #: The trigger's name: BEFORE ROW triggers fire in name order, and ``_`` sorts before
 #: lower-case names, so a user's own BEFORE trigger sees the dry run's placeholder id.
@@ -202,10 +202,6 @@ async def _placeholder_args(conn: asyncpg.Connection, table: SyncedTable) -> lis
     return args
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 async def install_guard(
     conn: asyncpg.Connection,
     schema: str,
@@ -232,7 +228,7 @@ async def install_guard(
                 list(sync_roles),
             )
             for table in tables:
-                args = ", ".join(_literal(a) for a in await _placeholder_args(conn, table))
+                args = ", ".join(quote_literal(a) for a in await _placeholder_args(conn, table))
                 await conn.execute(
                     f"CREATE OR REPLACE TRIGGER {pg_quote(TRIGGER)} "
                     f"BEFORE INSERT OR UPDATE OR DELETE ON {table.qualified} "
@@ -261,8 +257,9 @@ async def install_guard(
 
 
 async def _check_enabled(conn: asyncpg.Connection, table: SyncedTable) -> None:
-    """A trigger an administrator disabled (ALTER TABLE ... DISABLE TRIGGER) stays
-    disabled across CREATE OR REPLACE: say so rather than run unguarded."""
+    """Verify what was installed: CREATE OR REPLACE TRIGGER enables a trigger an
+    administrator had disabled, so a disabled one here means something else interfered
+    (refuse to run unguarded)."""
     disabled = await conn.fetch(
         "SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = pg_catalog.to_regclass($1) "
         "AND tgname = ANY ($2::text[]) AND tgenabled = 'D'",

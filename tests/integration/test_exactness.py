@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import errors
 
-from tests.support import ProxyProcess, Sandbox
+from tests.conftest import synced_config
+from tests.support import ProxyProcess, Sandbox, run_proxy
 from tests.synced import Harness, harness
 
 ROLE = "wp_app"
@@ -443,25 +445,51 @@ def test_a_guessed_token_does_not_pass_the_guard(hs: Harness) -> None:
         conn.commit()
 
 
-def test_a_sync_role_writes_directly(hs: Harness, role: str) -> None:
-    """Sync tools write as a role listed in sync_roles (kept in the guard's table)."""
-    admin(
-        hs,
-        f"GRANT INSERT, DELETE ON hubspot.contact TO {role}",
-        "UPDATE writeproxy.guard SET sync_roles = ARRAY['wp_app']",
-    )
+def test_a_sync_role_writes_directly(
+    hs: Harness, role: str, synced_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Sync tools write as a role listed in the sync_roles setting; other roles (even a
+    superuser) are refused."""
+    admin(hs, f"GRANT INSERT, DELETE ON hubspot.contact TO {role}")
+    env = synced_config(tmp_path, sandbox, top=f'sync_roles = ["{role}"]\n')
     try:
-        url = hs.direct_url.replace("postgres@", f"{role}@")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO hubspot.contact (id, email) VALUES ('s1', 's@example.com')")
-            conn.execute("DELETE FROM hubspot.contact WHERE id = 's1'")
-        with (
-            psycopg.connect(hs.direct_url, autocommit=True) as conn,
-            pytest.raises(errors.FeatureNotSupported),
-        ):
-            conn.execute("INSERT INTO hubspot.contact (id, email) VALUES ('s2', 's@x.io')")
+        with run_proxy(tmp_path, "--upstream", synced_url, env=env):
+            # Installed at startup: the proxy's own setting is what the guard holds.
+            assert hs.local("SELECT sync_roles FROM writeproxy.guard") == [([role],)]
+            url = hs.direct_url.replace("postgres@", f"{role}@")
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO hubspot.contact (id, email) VALUES ('s1', 's@example.com')"
+                )
+                conn.execute("DELETE FROM hubspot.contact WHERE id = 's1'")
+            with (
+                psycopg.connect(hs.direct_url, autocommit=True) as conn,
+                pytest.raises(errors.FeatureNotSupported),
+            ):
+                conn.execute("INSERT INTO hubspot.contact (id, email) VALUES ('s2', 's@x.io')")
     finally:
         admin(hs, "UPDATE writeproxy.guard SET sync_roles = '{}'")
+
+
+def test_a_disabled_guard_is_enabled_again(hs: Harness) -> None:
+    """An administrator's ALTER TABLE ... DISABLE TRIGGER does not leave the synced table
+    unguarded: the recovery loop installs the guard again (so does every startup)."""
+    admin(hs, 'ALTER TABLE hubspot.contact DISABLE TRIGGER "_writeproxy_guard"')
+    enabled = (
+        "SELECT tgenabled FROM pg_trigger WHERE tgname = '_writeproxy_guard' "
+        "AND tgrelid = 'hubspot.contact'::regclass"
+    )
+    deadline = time.monotonic() + 20
+    while hs.local(enabled) != [("O",)]:
+        assert time.monotonic() < deadline, "the guard was not enabled again"
+        time.sleep(0.2)
+    with (
+        psycopg.connect(hs.url, autocommit=True) as conn,
+        pytest.raises(errors.FeatureNotSupported),
+    ):
+        conn.execute(
+            "DO $$ BEGIN INSERT INTO hubspot.contact (id, email) VALUES ('d', 'd@x.io'); END $$"
+        )
 
 
 # -- 5. nothing shadows the client's own tables -----------------------------------------
