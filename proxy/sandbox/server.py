@@ -9,6 +9,7 @@ from types import TracebackType
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from .hubspot import SandboxConfig, build_app
 
@@ -17,10 +18,10 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     return build_app(config or SandboxConfig())
 
 
-def _server(config: SandboxConfig | None, host: str, port: int) -> uvicorn.Server:
+def _server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            app,
             host=host,
             port=port,
             log_level="warning",
@@ -34,32 +35,40 @@ async def serve(
     host: str = "127.0.0.1", port: int = 8085, config: SandboxConfig | None = None
 ) -> None:
     """Serve inside the caller's event loop (e.g. next to the proxy in the demo)."""
-    await _server(config, host, port).serve()
+    await _server(create_app(config), host, port).serve()
 
 
 def run(host: str = "127.0.0.1", port: int = 8085, config: SandboxConfig | None = None) -> None:
     """Serve in a new event loop; uvicorn picks uvloop, markedly faster here than asyncio's."""
-    _server(config, host, port).run()
+    _server(create_app(config), host, port).run()
 
 
 class BackgroundSandbox:
-    """Runs the sandbox on a free loopback port in a daemon thread.
+    """Runs a sandbox on a free loopback port in a daemon thread: HubSpot's (built
+    from `config`) unless another vendor's ASGI `app` is given.
 
     `with BackgroundSandbox() as sb: httpx.get(sb.url + "/_sandbox/requests")`
     """
 
-    def __init__(self, config: SandboxConfig | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        host: str = "127.0.0.1",
+        *,
+        app: ASGIApp | None = None,
+        name: str = "sandbox",
+    ) -> None:
         self.config = config or SandboxConfig()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, 0))
         port = self._socket.getsockname()[1]
         self.url = f"http://{host}:{port}"
-        self._server = _server(self.config, host, port)
+        self._server = _server(app or create_app(self.config), host, port)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
-            name="hubspot-sandbox",
+            name=name,
             daemon=True,
         )
 
