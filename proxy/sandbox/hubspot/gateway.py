@@ -11,8 +11,9 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..common.faults import ArmedFault
 from .errors import rate_limited, unauthorized
-from .faults import ArmedFault
+from .faults import fault_body
 from .limits import limit_headers
 from .state import SandboxState
 from .web import error_response, sandbox
@@ -51,7 +52,7 @@ async def _process(
     headers: dict[str, str] = {}
     limit = state.switches.rate_limit
     if limit is not None:
-        admitted, remaining = state.window.admit(limit)
+        admitted, remaining = state.window.admit(limit.max_requests, limit.window_s)
         headers = limit_headers(limit, remaining)
         if not admitted:
             rejected = error_response(rate_limited(limit.policy, state.config.portal_id), cid)
@@ -83,7 +84,7 @@ async def _with_fault(
         return applied if applied is not None else await call_next(request)
     if applied is not None:
         await _drain(applied)
-    body = spec.error_body(cid, state.config.portal_id)
+    body = fault_body(spec, cid, state.config.portal_id)
     return JSONResponse(body, status_code=spec.status, headers=spec.headers)
 
 

@@ -7,9 +7,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..common.faults import FaultSpec
 from .config import Switches
 from .errors import bad_request
-from .faults import FaultSpec
 from .model import render
 from .web import query_flag, read_json, sandbox
 

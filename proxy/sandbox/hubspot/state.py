@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..common.faults import FaultBook
+from ..common.limits import RollingWindow
+from ..common.requestlog import RequestLog
 from .config import SandboxConfig, Switches
-from .faults import FaultBook
-from .limits import RollingWindow
-from .requestlog import RequestLog
 from .store import Store
 
 

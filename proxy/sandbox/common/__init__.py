@@ -1,0 +1,1 @@
+"""Parts every vendor sandbox shares: injected faults, the request log, rate windows."""
