@@ -16,7 +16,7 @@ import os
 from datetime import timedelta
 
 from proxy.config import Settings
-from proxy.connectors import build_connector
+from proxy.connectors import connector_from, connector_settings
 from proxy.connectors.base import Connector
 from proxy.guard import GuardKeeper
 from proxy.journal import Journal, RecoveryLoop, Resolver
@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def build_connectors(tables: SyncedTables) -> dict[str, Connector]:
+    """One connector per configured vendor account (settings already validated by
+    ``load_synced_tables`` at startup, from the same environment)."""
     return {
-        name: build_connector(
-            conf.kind, token=os.environ[conf.token_env], **conf.connector_options()
+        name: connector_from(
+            connector_settings(name, conf.kind, conf.connector_options(), os.environ), conf.kind
         )
         for name, conf in tables.connectors.items()
     }

@@ -19,11 +19,13 @@ Compensation when a multi-row call fails part-way (the first failure is raised, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
+
+from .mapping import ObjectMapping, TableShape
 
 
 class ErrorKind(StrEnum):
@@ -33,6 +35,9 @@ class ErrorKind(StrEnum):
     UNKNOWN_PROPERTY = "unknown_property"
     READ_ONLY_PROPERTY = "read_only_property"
     NOT_FOUND = "not_found"
+    FOREIGN_KEY = "foreign_key"
+    LOCKED = "locked"
+    IDEMPOTENCY = "idempotency"
     AUTH = "auth"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
@@ -48,6 +53,9 @@ SQLSTATE: dict[ErrorKind, str] = {
     ErrorKind.UNKNOWN_PROPERTY: "42703",  # undefined_column
     ErrorKind.READ_ONLY_PROPERTY: "42501",  # insufficient_privilege
     ErrorKind.NOT_FOUND: "P0002",  # no_data_found
+    ErrorKind.FOREIGN_KEY: "23503",  # foreign_key_violation
+    ErrorKind.LOCKED: "55P03",  # lock_not_available
+    ErrorKind.IDEMPOTENCY: "55000",  # object_not_in_prerequisite_state
     ErrorKind.AUTH: "28000",  # invalid_authorization_specification
     ErrorKind.FORBIDDEN: "42501",  # insufficient_privilege
     ErrorKind.RATE_LIMITED: "53400",  # configuration_limit_exceeded
@@ -65,6 +73,10 @@ _HINTS: dict[ErrorKind, str] = {
     "the statement is then safe to retry.",
     ErrorKind.AUTH: "Check the API token configured for this synced table.",
     ErrorKind.FORBIDDEN: "The API token lacks a scope needed for this write.",
+    ErrorKind.IDEMPOTENCY: "The vendor refused the request's idempotency key (it was used "
+    "for another request); nothing was applied by this one.",
+    ErrorKind.LOCKED: "The vendor kept the record locked; nothing was applied, so the "
+    "statement is safe to retry.",
 }
 
 
@@ -84,6 +96,9 @@ class ApiError(Exception):
     # Objects this call changed and did not undo; the caller must compensate them.
     applied: tuple[str, ...] = ()
     advice: str | None = None  # a HINT that replaces the kind's default one
+    #: This input failed only because another one did (an all-or-none batch rolled
+    #: back): never reported as the statement's cause when the cause is known.
+    consequential: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -123,10 +138,12 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class ApiObject:
-    """A vendor object as the API returned it; values are SQL-ready text or None."""
+    """A vendor object as the API returned it. Property values are what the local
+    column takes (PostgreSQL reads them from JSON): text, numbers, booleans, None,
+    lists for array columns, JSON values for json columns — decoded by the connector."""
 
     id: str
-    properties: dict[str, str | None]
+    properties: dict[str, object]
     created_at: str
     updated_at: str
     # Upserts only: True created, False updated, None unknown (an ambiguous first
@@ -149,8 +166,10 @@ class VendorCall:
 
     operation: Operation
     object_type: str
-    # The inputs as encoded for the wire (HubSpot: {properties}, {id, properties},
-    # {id, idProperty, properties} or {id}); enough to replay or resolve the call.
+    # The inputs in the vendor-neutral shape the journal reads: {properties},
+    # {id, properties}, {id, idProperty, properties} (upsert by a unique property's
+    # value), {id} (archive), {from, to, toObjectType} (associations); property values
+    # as the connector encodes them for its wire. Enough to replay or resolve the call.
     inputs: tuple[Mapping[str, object], ...]
     first_index: int = 0  # index of inputs[0] among the caller's rows
     compensation: bool = False
@@ -190,6 +209,14 @@ class Connector(Protocol):
     #: The vendor stores an empty string as no value (HubSpot): the row written
     #: locally has NULL where the client wrote '', as the vendor will report it.
     empty_string_is_null: bool
+    #: A json/jsonb column is sent as its JSON text (the vendor stores text), rather
+    #: than as the JSON value itself (Stripe's metadata and nested objects).
+    json_as_text: bool
+
+    async def map_table(self, shape: TableShape) -> ObjectMapping:
+        """How a synced table maps to this vendor's object (at startup; may ask the
+        vendor, e.g. Salesforce's describe). Raises MappingError."""
+        ...
 
     async def create(
         self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
@@ -255,25 +282,6 @@ class Connector(Protocol):
     async def aclose(self) -> None: ...
 
 
-def plan_batches(
-    operation: Operation,
-    object_type: str,
-    inputs: Sequence[Mapping[str, object]],
-    batch_size: int,
-    *,
-    compensation: bool = False,
-) -> Iterator[VendorCall]:
-    """Split a statement's inputs into vendor calls of at most `batch_size` inputs."""
-    for start in range(0, len(inputs), batch_size):
-        yield VendorCall(
-            operation,
-            object_type,
-            tuple(inputs[start : start + batch_size]),
-            first_index=start,
-            compensation=compensation,
-        )
-
-
 __all__ = [
     "SQLSTATE",
     "ApiError",
@@ -286,5 +294,4 @@ __all__ = [
     "Operation",
     "Row",
     "VendorCall",
-    "plan_batches",
 ]

@@ -1,5 +1,5 @@
-"""Finding what a HubSpot create or upsert made when its answer was lost
-(``HubSpotConnector.find_created``, used by journal recovery).
+"""Finding what a create or upsert made when its answer was lost (a connector's
+``find_created``, used by journal recovery), for any vendor.
 
 Apart from ``connector`` because it is matching logic, not API plumbing: which unique
 property an input can be read by, which recently created object holds what an input
@@ -13,11 +13,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from ..base import ApiObject, Connector, Operation, VendorCall
+from .base import ApiObject, Connector, Operation, VendorCall
 
-#: Properties HubSpot keeps unique per standard object type (exact lookups by value).
-UNIQUE_PROPERTIES = {"contacts": "email"}
-#: Allowed skew between the journal's clock (PostgreSQL's) and HubSpot's when looking
+#: Allowed skew between the journal's clock (PostgreSQL's) and the vendor's when looking
 #: for objects a lost create made (they must also hold everything the input sent).
 #: An upsert's object counts as created only if created after the call was journaled:
 #: with skew, erring towards "updated" leaves an object rather than archiving one
@@ -34,11 +32,13 @@ async def find_created(
     *,
     connector: Connector,
     list_created: ListCreated,
+    unique_properties: Mapping[str, str] | None = None,
 ) -> list[ApiObject | None]:
-    """What HubSpot holds for each input of a create/upsert whose answer was lost.
+    """What the vendor holds for each input of a create/upsert whose answer was lost.
 
-    An input with a unique value (an upsert's idProperty, a contact's email, or
-    ``unique_property``) is read by it: a create's object counts only if it was
+    An input with a unique value (an upsert's idProperty, ``unique_property``, or the
+    vendor's own unique property of the type in ``unique_properties``, e.g. HubSpot's
+    contact email) is read by it: a create's object counts only if it was
     created since the call (an older one made the create fail as a duplicate).
     Other inputs are matched against the objects created since the call, listed
     page by page: an object whose properties equal everything the input sent,
@@ -48,7 +48,9 @@ async def find_created(
     unmatched: list[int] = []
     for index, item in enumerate(call.inputs):
         sent = _sent(item)
-        key_property, key = _lookup_key(call, item, sent, unique_property)
+        key_property, key = _lookup_key(
+            call, item, sent, unique_property or (unique_properties or {}).get(call.object_type)
+        )
         if key_property is None or not key:
             unmatched.append(index)
             continue
@@ -87,7 +89,7 @@ def _lookup_key(
     """The unique property and value an input's object can be read by, if any."""
     if call.operation is Operation.UPSERT:
         return str(item.get("idProperty") or "") or None, str(item.get("id") or "") or None
-    name = unique or UNIQUE_PROPERTIES.get(call.object_type)
+    name = unique
     return name, (sent.get(name) if name else None)
 
 
@@ -100,8 +102,12 @@ def _created_since(obj: ApiObject, start: datetime) -> bool:
 
 
 def _holds(obj: ApiObject, sent: Mapping[str, str]) -> bool:
-    """The object holds every value the input sent, as HubSpot normalises them."""
-    return all(_same(obj.properties.get(name), value) for name, value in sent.items())
+    """The object holds every value the input sent, as the vendor normalises them."""
+    return all(_same(_text(obj.properties.get(name)), value) for name, value in sent.items())
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _same(held: str | None, sent: str) -> bool:

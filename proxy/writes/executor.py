@@ -168,14 +168,17 @@ class WriteExecutor:
                 new, old = await self._upsert_dry_run(channel, plan, params)
             if plan.kind == "update" and plan.rejoins:
                 check_rejoined(plan, old, new)
+            connector = self._connectors[table.connector]
             hooks = self._journal.statement(
                 xid=xid,
                 connector=table.connector,
-                previous=previous_values(table, old) if old and table.ends is None else None,
+                previous=previous_values(table, old, json_as_text=connector.json_as_text)
+                if old and table.ends is None
+                else None,
                 lookup_property=_lookup_property(table),
             )
             check_keys_not_archived(plan, ledger, new)
-            vendor = VendorWrites(self._connectors[table.connector], plan, hooks)
+            vendor = VendorWrites(connector, plan, hooks)
             if table.ends is not None:
                 change = await self._associations(channel, plan, vendor, old, new)
             else:

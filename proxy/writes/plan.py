@@ -109,11 +109,22 @@ def plan_write(sql: str, table: SyncedTable) -> WritePlan:
         _check_association(statement, table)
     if _modifies_in_with(statement):
         raise Unsupported(*_refusal(ast.SelectStmt(), table))
+    capabilities = table.capabilities
     if isinstance(statement, ast.InsertStmt):
+        if not capabilities.create:
+            raise Unsupported(
+                f"the vendor cannot create {table.object_type} objects ({table.display})",
+                capabilities.create_hint or "Create the object in the vendor's own tools.",
+            )
         return _plan_insert(statement, table)
     if isinstance(statement, ast.UpdateStmt):
         return _plan_update(statement, table)
     if isinstance(statement, ast.DeleteStmt):
+        if not capabilities.delete:
+            raise Unsupported(
+                f"the vendor cannot delete {table.object_type} objects ({table.display})",
+                capabilities.delete_hint or "Mark the row inactive instead.",
+            )
         return _plan_delete(statement, table)
     raise Unsupported(*_refusal(statement, table))
 

@@ -92,3 +92,10 @@ def _refuse_assigned(table: SyncedTable, columns: list[str]) -> None:
     """UPDATE ... SET (and DO UPDATE SET) of the id or a read-only column."""
     for column in sorted(set(columns) & {table.id_column, *table.read_only}):
         raise assigned_error(table, column)
+    capabilities = table.capabilities
+    for column in sorted(set(columns) & capabilities.immutable):
+        raise Unsupported(
+            f"column {column} of the synced table {table.display} cannot be changed once "
+            f"the {table.object_type} object exists",
+            capabilities.immutable_hint or "Create a new row instead.",
+        )

@@ -12,22 +12,18 @@ SYNC_COLUMNS = ("_sync_inserted_at", "_sync_updated_at", "_updated_at")
 
 class ConnectorSettings(BaseModel):
     """``[connectors.NAME]``: a vendor account. Keys other than these go to the
-    connector itself (e.g. ``batch_size``, ``read_timeout_s``)."""
+    connector kind's own settings (``proxy.connectors``: e.g. ``token_env``,
+    ``base_url``, ``batch_size``, ``read_timeout_s``), validated at startup."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     kind: str
-    token_env: str = Field(description="environment variable holding the API token")
     schema_name: str | None = Field(
         None, alias="schema", description="every table in this schema is synced"
     )
-    base_url: str | None = None
 
     def connector_options(self) -> dict[str, Any]:
-        options = dict(self.model_extra or {})
-        if self.base_url is not None:
-            options["base_url"] = self.base_url
-        return options
+        return dict(self.model_extra or {})
 
 
 class SyncedTableSettings(BaseModel):

@@ -12,23 +12,12 @@ from dataclasses import dataclass, field
 import asyncpg
 from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
+from proxy.connectors import ConnectorConfigError, connector_from, connector_settings
+from proxy.connectors.base import ApiError, Connector
+from proxy.connectors.mapping import Capabilities, MappingError, TableShape
 from proxy.guard_key import GuardKey
 from proxy.sql.classifier import parse_qualified_name
 from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSettings
-
-#: Sequin's table names for HubSpot's standard objects.
-HUBSPOT_OBJECTS = {"contact": "contacts", "company": "companies", "deal": "deals"}
-#: Properties HubSpot sets itself.
-HUBSPOT_READ_ONLY = (
-    "createdate",
-    "lastmodifieddate",
-    "hs_createdate",
-    "hs_lastmodifieddate",
-    "hs_object_id",
-)
-#: Properties HubSpot can upsert by (unique per object type).
-HUBSPOT_UPSERT_KEYS = {"contacts": ("email",)}
-ASSOCIATION_PREFIX = "associations_"
 
 
 class ConfigError(ValueError):
@@ -65,6 +54,10 @@ class SyncedTable:
     sync_columns: frozenset[str]  # _sync_* columns present in the table
     upsert_keys: frozenset[str] = frozenset()
     association: bool = False
+    #: What the vendor cannot do with this object (checked before any call).
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    #: Read-only columns whose vendor property has another name (column -> property).
+    read_only_properties: Mapping[str, str] = field(default_factory=dict)
     #: Single-column unique constraints/indexes by column, named in duplicate errors.
     unique_constraints: Mapping[str, str] = field(default_factory=dict)
     #: Association tables: (column, vendor object type) of each end, e.g.
@@ -98,7 +91,7 @@ class SyncedTable:
         """Every column filled from the vendor's answer (sent or read-only)."""
         mapped = dict(self.properties)
         for column in self.read_only:
-            mapped.setdefault(column, column)
+            mapped.setdefault(column, self.read_only_properties.get(column, column))
         return mapped
 
 
@@ -209,19 +202,20 @@ async def load_synced_tables(
     url: str,
     connectors: Mapping[str, ConnectorSettings],
     explicit: Iterable[SyncedTableSettings],
+    environ: Mapping[str, str] | None = None,
 ) -> SyncedTables:
-    """Read the upstream catalog and build the synced-table map, or raise ConfigError."""
+    """Read the upstream catalog, ask each table's connector how it maps to the
+    vendor's object, and build the synced-table map, or raise ConfigError."""
+    environ = os.environ if environ is None else environ
     explicit = list(explicit)
+    validated = {}
     for name, settings in connectors.items():
-        if settings.kind != "hubspot":
-            raise ConfigError(
-                f"connector {name!r}: unknown kind {settings.kind!r} (known: hubspot)"
+        try:
+            validated[name] = connector_settings(
+                name, settings.kind, settings.connector_options(), environ
             )
-        if not os.environ.get(settings.token_env):
-            raise ConfigError(
-                f"connector {name!r}: environment variable {settings.token_env} "
-                "(token_env) is not set"
-            )
+        except ConnectorConfigError as exc:
+            raise ConfigError(str(exc)) from None
     by_name = {split_qualified(entry.table): entry for entry in explicit}
     for entry in explicit:
         if entry.connector not in connectors:
@@ -245,12 +239,18 @@ async def load_synced_tables(
     for key in by_name:
         if key not in columns:
             raise ConfigError(f"synced table {key[0]}.{key[1]} does not exist upstream")
-    for key, table_columns in columns.items():
-        configured = by_name.get(key)
-        connector = configured.connector if configured else schemas[key[0]]
-        result.tables[key] = _build_table(
-            key, table_columns, connector, configured, uniques.get(key, {})
-        )
+    used = {(by_name[key].connector if key in by_name else schemas[key[0]]) for key in columns}
+    live = {name: connector_from(validated[name], connectors[name].kind) for name in used}
+    try:
+        for key, table_columns in columns.items():
+            configured = by_name.get(key)
+            connector = configured.connector if configured else schemas[key[0]]
+            result.tables[key] = await _build_table(
+                key, table_columns, connector, live[connector], configured, uniques.get(key, {})
+            )
+    finally:
+        for instance in live.values():
+            await instance.aclose()
     for schema, name, synced_schema, synced_name in dependent_rows:
         table = result.tables.get((synced_schema, synced_name))
         if table is not None and (schema, name) not in result.tables:
@@ -258,24 +258,18 @@ async def load_synced_tables(
     return result
 
 
-def _build_table(
+async def _build_table(
     key: tuple[str, str],
     columns: list[Column],
-    connector: str,
+    connector_name: str,
+    connector: Connector,
     entry: SyncedTableSettings | None,
     unique_constraints: dict[str, str],
 ) -> SyncedTable:
     schema, name = key
-    entry = entry or SyncedTableSettings(table=f"{schema}.{name}", connector=connector)
+    entry = entry or SyncedTableSettings(table=f"{schema}.{name}", connector=connector_name)
     names = {c.name for c in columns}
-    association = name.startswith(ASSOCIATION_PREFIX) and entry.object is None
-    ends = _association_ends(schema, name, names) if association else None
     id_column = entry.id_column
-    if not association and id_column not in names:
-        raise ConfigError(
-            f"synced table {schema}.{name} has no id column {id_column!r} "
-            "(set id_column in its [[synced_tables]] entry)"
-        )
     for option in ("read_only", "local_columns"):
         for column in getattr(entry, option):
             if column not in names:
@@ -287,50 +281,47 @@ def _build_table(
             raise ConfigError(
                 f"synced table {schema}.{name}: columns renames unknown column {column!r}"
             )
-    object_type = entry.object or HUBSPOT_OBJECTS.get(name, name)
-    read_only = set(entry.read_only) | {c for c in HUBSPOT_READ_ONLY if c in names}
     sync_columns = frozenset(c for c in SYNC_COLUMNS if c in names)
-    skipped = {id_column, *read_only, *sync_columns, *entry.local_columns}
-    properties = {
-        c.name: entry.columns.get(c.name, c.name)
-        for c in columns
-        if c.name not in skipped and not c.generated
-    }
-    upsert_keys = entry.upsert_keys
-    if upsert_keys is None:
-        vendor_keys = HUBSPOT_UPSERT_KEYS.get(object_type, ())
-        upsert_keys = [c for c, p in properties.items() if p in vendor_keys]
+    skipped = {id_column, *sync_columns, *entry.local_columns}
+    shape = TableShape(
+        schema=schema,
+        name=name,
+        columns=tuple(
+            (c.name, c.type_sql) for c in columns if c.name not in skipped and not c.generated
+        ),
+        object=entry.object,
+        renames=dict(entry.columns),
+        read_only=tuple(entry.read_only),
+        upsert_keys=None if entry.upsert_keys is None else tuple(entry.upsert_keys),
+    )
+    try:
+        mapping = await connector.map_table(shape)
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
+    except ApiError as exc:
+        raise ConfigError(
+            f"synced table {schema}.{name}: connector {connector_name!r} could not describe "
+            f"its object: {exc.message} ({exc.sqlstate})"
+        ) from None
+    if mapping.ends is None and id_column not in names:
+        raise ConfigError(
+            f"synced table {schema}.{name} has no id column {id_column!r} "
+            "(set id_column in its [[synced_tables]] entry)"
+        )
     return SyncedTable(
         schema=schema,
         name=name,
-        connector=connector,
-        object_type=object_type,
+        connector=connector_name,
+        object_type=mapping.object_type,
         id_column=id_column,
         columns=tuple(columns),
-        properties=properties,
-        read_only=frozenset(read_only),
+        properties=dict(mapping.properties),
+        read_only=mapping.read_only,
         sync_columns=sync_columns,
-        upsert_keys=frozenset(upsert_keys),
-        association=association,
+        upsert_keys=mapping.upsert_keys,
+        association=mapping.ends is not None,
         unique_constraints=unique_constraints,
-        ends=ends,
-    )
-
-
-def _association_ends(
-    schema: str, name: str, columns: set[str]
-) -> tuple[tuple[str, str], tuple[str, str]]:
-    """``associations_<a>_<b>`` with columns ``<a>_id`` and ``<b>_id`` (Sequin's layout);
-    object names may themselves contain underscores, so every split is tried."""
-    words = name.removeprefix(ASSOCIATION_PREFIX).split("_")
-    for cut in range(1, len(words)):
-        first, second = "_".join(words[:cut]), "_".join(words[cut:])
-        if f"{first}_id" in columns and f"{second}_id" in columns:
-            return (
-                (f"{first}_id", HUBSPOT_OBJECTS.get(first, first)),
-                (f"{second}_id", HUBSPOT_OBJECTS.get(second, second)),
-            )
-    raise ConfigError(
-        f"association table {schema}.{name} needs the columns <a>_id and <b>_id of its "
-        "name's two objects"
+        ends=mapping.ends,
+        capabilities=mapping.capabilities,
+        read_only_properties=dict(mapping.read_only_properties),
     )

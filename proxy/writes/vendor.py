@@ -46,6 +46,9 @@ class VendorWrites:
             return await self._update(old, new)
         return self._delete(old)
 
+    def _properties(self, row: Image) -> dict[str, Any]:
+        return properties(self._table, row, json_as_text=self._connector.json_as_text)
+
     def _without_empty_strings(self, row: Image) -> Image:
         return {
             column: None if value == "" and column in self._table.properties else value
@@ -94,7 +97,7 @@ class VendorWrites:
                 await self._connector.upsert(
                     table.object_type,
                     key,
-                    [properties(table, r) for r in fresh],
+                    [self._properties(r) for r in fresh],
                     hooks=self._hooks,
                 )
                 if fresh
@@ -108,7 +111,7 @@ class VendorWrites:
                 for row in new
             ]
         else:
-            rows = [properties(table, row) for row in new]
+            rows = [self._properties(row) for row in new]
             objects = list(await self._connector.create(table.object_type, rows, hooks=self._hooks))
         now = _now()
         payload = [
@@ -164,8 +167,9 @@ class VendorWrites:
             if ident is None or str(ident) not in old_by_id:
                 continue
             before = old_by_id[str(ident)]
+            sent = self._properties(row)
             diff = {
-                prop: row.get(column)
+                prop: sent[prop]
                 for column, prop in table.properties.items()
                 if row.get(column) != before.get(column)
             }
@@ -189,11 +193,13 @@ class VendorWrites:
         return ApiChange(ids, deferred=archive if ids else None)
 
 
-def previous_values(table: SyncedTable, old: list[Image]) -> dict[str, dict[str, Any]]:
+def previous_values(
+    table: SyncedTable, old: list[Image], *, json_as_text: bool = True
+) -> dict[str, dict[str, Any]]:
     """The vendor properties of the old rows, by object id: what the journal restores
     (only the properties a call changes) if the statement does not commit."""
     return {
-        str(row[table.id_column]): properties(table, row)
+        str(row[table.id_column]): properties(table, row, json_as_text=json_as_text)
         for row in old
         if row.get(table.id_column) is not None
     }
@@ -212,11 +218,12 @@ def keep_sync_columns(table: SyncedTable, row: Image, before: Image) -> Image:
     return {**row, **{column: before.get(column) for column in table.sync_columns}}
 
 
-def _local_value(value: str | None, array: bool, json_column: bool) -> object:
-    """A vendor's property string as the local column holds it: a multi-select's
-    values come back ";"-joined, a json/jsonb column's as the JSON text it was sent."""
-    if value is None:
-        return None
+def _local_value(value: object, array: bool, json_column: bool) -> object:
+    """A vendor's property value as the local column holds it. Vendors that store
+    only text (HubSpot) give a multi-select's values ";"-joined and a json/jsonb
+    column's as the JSON text it was sent; typed vendors give lists and JSON values."""
+    if not isinstance(value, str):
+        return value
     if array:
         return value.split(";")
     if json_column:
@@ -227,10 +234,11 @@ def _local_value(value: str | None, array: bool, json_column: bool) -> object:
     return value
 
 
-def properties(table: SyncedTable, row: Image) -> dict[str, Any]:
-    """The row's vendor properties. A json/jsonb column's value is sent as its JSON
-    text (it comes back as that text, which PostgreSQL reads as the same value)."""
-    json_columns = {c.name for c in table.columns if c.is_json}
+def properties(table: SyncedTable, row: Image, *, json_as_text: bool = True) -> dict[str, Any]:
+    """The row's vendor properties. For a vendor that stores text, a json/jsonb
+    column's value is sent as its JSON text (it comes back as that text, which
+    PostgreSQL reads as the same value); typed vendors get the JSON value itself."""
+    json_columns = {c.name for c in table.columns if c.is_json} if json_as_text else set()
     return {
         prop: _json_text(row.get(column)) if column in json_columns else row.get(column)
         for column, prop in table.properties.items()

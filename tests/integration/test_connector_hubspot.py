@@ -22,8 +22,8 @@ from proxy.connectors.base import (
     ErrorKind,
     Operation,
     VendorCall,
-    plan_batches,
 )
+from proxy.connectors.batches import plan_batches
 from proxy.connectors.hubspot import HubSpotConnector, HubSpotSettings
 from proxy.connectors.ratelimit import RollingWindowLimiter
 from proxy.sandbox.hubspot import ObjectTypeSpec, PropertyDef, SandboxConfig
@@ -352,8 +352,8 @@ async def test_unencodable_value_fails_before_any_call(
 
 def test_registry_and_sqlstate_table() -> None:
     assert isinstance(build_connector("hubspot", token="t"), HubSpotConnector)
-    with pytest.raises(ValueError, match="unknown connector kind 'salesforce'"):
-        build_connector("salesforce", token="t")
+    with pytest.raises(ValueError, match="unknown connector kind 'pipedrive'"):
+        build_connector("pipedrive", token="t")
     assert set(SQLSTATE) == set(ErrorKind)
     assert SQLSTATE[ErrorKind.OUTCOME_UNKNOWN] == "08007"
     assert SQLSTATE[ErrorKind.UNSUPPORTED] == "0A000"

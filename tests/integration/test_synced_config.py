@@ -54,9 +54,20 @@ def start(
     ("toml", "token", "message"),
     [
         (
-            CONNECTOR.replace('"hubspot"\nbase', '"salesforce"\nbase'),
+            CONNECTOR.replace('"hubspot"\nbase', '"pipedrive"\nbase'),
             True,
-            "unknown kind 'salesforce'",
+            "unknown connector kind 'pipedrive'",
+        ),
+        (
+            CONNECTOR.replace('"hubspot"\nbase', '"hubspot"\nbatch_size = 500\nbase'),
+            True,
+            "connector 'hubspot' (kind 'hubspot'): batch_size: Input should be less than or "
+            "equal to 100",
+        ),
+        (
+            CONNECTOR.replace('"hubspot"\nbase', '"hubspot"\nbatch_sise = 5\nbase'),
+            True,
+            "unknown setting 'batch_sise'",
         ),
         (CONNECTOR, False, f"environment variable {TOKEN_ENV} (token_env) is not set"),
         (
@@ -93,7 +104,18 @@ def start(
             "colour",
         ),
     ],
-    ids=["kind", "token", "table", "id-column", "connector", "unqualified", "read-only", "key"],
+    ids=[
+        "kind",
+        "batch-size",
+        "misspelt-key",
+        "token",
+        "table",
+        "id-column",
+        "connector",
+        "unqualified",
+        "read-only",
+        "key",
+    ],
 )
 def test_invalid_configuration_refuses_to_start(
     tmp_path: Path, synced_url: str, toml: str, token: bool, message: str

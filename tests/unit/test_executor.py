@@ -103,6 +103,7 @@ class FakeChannel:
 
 class FakeConnector:
     empty_string_is_null = False
+    json_as_text = True
 
     def __init__(self, error: ApiError | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []

@@ -14,8 +14,8 @@ from proxy.connectors.base import (
     ErrorKind,
     Operation,
     VendorCall,
-    plan_batches,
 )
+from proxy.connectors.batches import plan_batches
 from proxy.connectors.hubspot.errors import parse_error
 
 EMBEDDED = "Property values were not valid: "

@@ -17,7 +17,8 @@ from proxy.writes.plan import (
     plan_write,
 )
 from proxy.writes.settings import SyncedTableSettings
-from proxy.writes.tables import Column, SyncedTable, _build_table
+from proxy.writes.tables import Column, SyncedTable
+from tests.unit.hubspot_tables import build_table as _build_table
 
 TS = "timestamp with time zone"
 CONTACT_COLUMNS = [

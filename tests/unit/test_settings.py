@@ -11,8 +11,10 @@ from pydantic import ValidationError
 
 from proxy.backend.address import UpstreamAddress, parse_upstream_url
 from proxy.config import CONFIG_ENV, Settings, parse_listen
-from proxy.connectors import build_connector
+from proxy.connectors import ConnectorConfigError, build_connector, connector_settings
 from proxy.connectors.hubspot import HubSpotConnector, HubSpotSettings
+from proxy.connectors.salesforce import SalesforceSettings
+from proxy.connectors.stripe import StripeSettings
 from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSettings
 
 # --- HubSpotSettings --------------------------------------------------------------
@@ -92,10 +94,12 @@ async def test_build_connector() -> None:
 
 def test_build_connector_unknown_kind_and_bad_settings() -> None:
     with pytest.raises(ValueError) as caught:
-        build_connector("salesforce", token="t")
-    assert str(caught.value) == "unknown connector kind 'salesforce'; known kinds: ['hubspot']"
-    with pytest.raises(ValidationError):
-        build_connector("hubspot", token="t", batch_size=500)
+        build_connector("pipedrive", token="t")
+    assert str(caught.value) == (
+        "unknown connector kind 'pipedrive'; known kinds: ['hubspot', 'salesforce', 'stripe']"
+    )
+    with pytest.raises(ConnectorConfigError, match="batch_size: Input should be less"):
+        build_connector("hubspot", token="secret-t", batch_size=500)
 
 
 # --- [connectors.NAME] and [[synced_tables]] --------------------------------------
@@ -112,16 +116,79 @@ def test_connector_settings_pass_extra_keys_to_the_connector() -> None:
         }
     )
     assert settings.schema_name == "hubspot"
-    assert settings.connector_options() == {"batch_size": 50, "base_url": "http://127.0.0.1:9"}
-    bare = ConnectorSettings(kind="hubspot", token_env="T")
+    assert settings.connector_options() == {
+        "token_env": "HS_TOKEN",
+        "batch_size": 50,
+        "base_url": "http://127.0.0.1:9",
+    }
+    bare = ConnectorSettings.model_validate({"kind": "stripe"})
     assert bare.schema_name is None
     assert bare.connector_options() == {}
 
 
-def test_connector_settings_require_kind_and_token_env() -> None:
+def test_connector_settings_require_kind() -> None:
     with pytest.raises(ValidationError) as caught:
         ConnectorSettings.model_validate({"schema": "hubspot"})
-    assert {e["loc"] for e in caught.value.errors()} == {("kind",), ("token_env",)}
+    assert {e["loc"] for e in caught.value.errors()} == {("kind",)}
+
+
+ENV = {"HS": "pat-secret-1", "SF": "sf-secret", "ID": "cid", "SECRET": "cs", "REFRESH": "rt"}
+
+
+def validated(kind: str, **options: object) -> object:
+    return connector_settings("acme", kind, options, ENV)
+
+
+def test_connector_settings_read_secrets_from_the_environment() -> None:
+    hubspot = validated("hubspot", token_env="HS", batch_size=10)
+    assert isinstance(hubspot, HubSpotSettings)
+    assert hubspot.token.get_secret_value() == "pat-secret-1"
+    assert hubspot.batch_size == 10
+    oauth = validated(
+        "salesforce",
+        base_url="https://acme.my.salesforce.com",
+        client_id_env="ID",
+        client_secret_env="SECRET",
+        refresh_token_env="REFRESH",
+    )
+    assert isinstance(oauth, SalesforceSettings) and oauth.refreshes
+    assert oauth.api_version == "v61.0" and oauth.batch_size == 200
+    stripe = validated("stripe", token_env="HS", read_timeout_s=3)
+    assert isinstance(stripe, StripeSettings) and stripe.read_timeout_s == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("hubspot", {"token_env": "HS", "batch_size": 0}, "batch_size: Input should be greater"),
+        ("hubspot", {"token_env": "HS", "batch_sise": 5}, "unknown setting 'batch_sise'"),
+        ("hubspot", {}, "token_env is required"),
+        ("hubspot", {"token_env": "NOPE"}, "environment variable NOPE (token_env) is not set"),
+        ("hubspot", {"token_env": ""}, "token_env must name an environment variable"),
+        ("stripe", {"token_env": "HS", "batch_size": 5}, "unknown setting 'batch_size'"),
+        (
+            "salesforce",
+            {"base_url": "https://x", "token_env": "SF", "api_version": "61"},
+            "api_version: Value error, must look like v61.0",
+        ),
+        ("salesforce", {"base_url": "https://x"}, "set token_env (a static access token) or"),
+        (
+            "salesforce",
+            {"base_url": "https://x", "client_id_env": "ID"},
+            "OAuth refresh needs client_id_env, client_secret_env and refresh_token_env",
+        ),
+        ("salesforce", {"token_env": "SF", "batch_size": 201}, "base_url: Field required"),
+        ("mailchimp", {}, "unknown connector kind 'mailchimp'"),
+    ],
+)
+def test_connector_settings_errors_name_the_setting(
+    kind: str, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConnectorConfigError) as caught:
+        validated(kind, **options)
+    assert message in str(caught.value)
+    for secret in ENV.values():
+        assert secret not in str(caught.value)
 
 
 def test_synced_table_settings() -> None:

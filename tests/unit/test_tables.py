@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.connectors.hubspot import naming
+from proxy.connectors.mapping import MappingError, TableShape
 from proxy.writes.settings import ConnectorSettings, SyncedTableSettings
 from proxy.writes.tables import (
     Column,
     ConfigError,
     SyncedTable,
     SyncedTables,
-    _association_ends,
-    _build_table,
     quote_ident,
     split_qualified,
 )
+from tests.unit.hubspot_tables import build_table as _build_table
+
+
+def _association_ends(
+    schema: str, name: str, columns: set[str]
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    shape = TableShape(schema, name, tuple((c, "text") for c in sorted(columns)))
+    return naming.association_ends(shape, frozenset(columns))
+
 
 TS = "timestamp with time zone"
 
@@ -213,9 +222,9 @@ def test_association_ends_try_every_split() -> None:
 
 
 def test_association_ends_missing_columns() -> None:
-    with pytest.raises(ConfigError, match="needs the columns <a>_id and <b>_id"):
+    with pytest.raises(MappingError, match="needs the columns <a>_id and <b>_id"):
         _association_ends("s", "associations_a_b", {"a_id"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(MappingError):
         _association_ends("s", "associations_ab", {"ab_id"})
 
 
@@ -223,7 +232,7 @@ def test_synced_tables_lookup() -> None:
     table = _build_table(("hubspot", "contact"), contact_columns(), "hs", None, {})
     tables = SyncedTables(
         tables={("hubspot", "contact"): table},
-        connectors={"hs": ConnectorSettings(kind="hubspot", token_env="T")},
+        connectors={"hs": ConnectorSettings.model_validate({"kind": "hubspot", "token_env": "T"})},
         dependents={("public", "Contact View"): table},
     )
     assert tables

@@ -8,8 +8,9 @@ from decimal import Decimal
 
 from proxy.backend.params import dumps_exact, loads_exact
 from proxy.connectors.base import ApiObject
-from proxy.writes.tables import Column, SyncedTable, _build_table
+from proxy.writes.tables import Column, SyncedTable
 from proxy.writes.vendor import merge, properties
+from tests.unit.hubspot_tables import build_table as _build_table
 
 TS = "timestamp with time zone"
 

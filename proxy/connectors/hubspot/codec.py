@@ -76,7 +76,7 @@ def encode_properties(row: Mapping[str, object], *, clearing: bool) -> dict[str,
     return encoded
 
 
-def decode_properties(properties: Mapping[str, object]) -> dict[str, str | None]:
+def decode_properties(properties: Mapping[str, object]) -> dict[str, object]:
     return {
         name: (str(value) if value not in (None, "") else None)
         for name, value in properties.items()

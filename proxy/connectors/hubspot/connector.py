@@ -22,24 +22,34 @@ from ..base import (
     Operation,
     Row,
     VendorCall,
-    plan_batches,
 )
-from .client import HubSpotClient, Reply
+from ..batches import BatchDriver
+from ..http import Reply, as_mapping
+from ..lookup import _created_since, find_created
+from ..mapping import ObjectMapping, TableShape
+from . import naming
+from .client import HubSpotClient
 from .codec import decode_properties, encode_properties
 from .errors import parse_error
-from .lookup import _created_since, find_created
 from .settings import HubSpotSettings
 
 _TRACED = (Operation.CREATE, Operation.UPSERT)
+#: Properties HubSpot keeps unique per standard object type (exact lookups by value).
+UNIQUE_PROPERTIES = {"contacts": "email"}
 _PAGE = 100
 
 
 class HubSpotConnector:
     empty_string_is_null = True  # a property set to "" is cleared
+    json_as_text = True  # every property value is a string
 
     def __init__(self, settings: HubSpotSettings) -> None:
         self._batch_size = settings.batch_size
         self._client = HubSpotClient(settings)
+        self._batches = BatchDriver(self._dispatch, settings.batch_size)
+
+    async def map_table(self, shape: TableShape) -> ObjectMapping:
+        return naming.map_table(shape)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -48,7 +58,7 @@ class HubSpotConnector:
         self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
     ) -> list[ApiObject]:
         inputs = [{"properties": _encode(row, i, clearing=False)} for i, row in enumerate(rows)]
-        return await self._write(Operation.CREATE, object_type, inputs, hooks)
+        return await self._batches.write(Operation.CREATE, object_type, inputs, hooks)
 
     async def update(
         self,
@@ -61,7 +71,7 @@ class HubSpotConnector:
             {"id": str(object_id), "properties": _encode(row, i, clearing=True)}
             for i, (object_id, row) in enumerate(changes)
         ]
-        return await self._write(Operation.UPDATE, object_type, inputs, hooks)
+        return await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
 
     async def upsert(
         self,
@@ -85,12 +95,12 @@ class HubSpotConnector:
             inputs.append(
                 {"id": properties[id_property], "idProperty": id_property, "properties": properties}
             )
-        return await self._write(Operation.UPSERT, object_type, inputs, hooks)
+        return await self._batches.write(Operation.UPSERT, object_type, inputs, hooks)
 
     async def archive(
         self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
     ) -> None:
-        await self._archive(object_type, ids, hooks or NoHooks(), compensation=False)
+        await self._batches.archive(object_type, ids, hooks or NoHooks(), compensation=False)
 
     async def associate(
         self,
@@ -175,7 +185,7 @@ class HubSpotConnector:
             if exc.kind is ErrorKind.NOT_FOUND:
                 return None
             raise
-        return _to_object(reply.body)
+        return _to_object(as_mapping(reply.body))
 
     async def get_many(
         self, object_type: str, values: Sequence[str], *, id_property: str
@@ -202,7 +212,7 @@ class HubSpotConnector:
                 obj = _to_object(raw)
                 key = obj.properties.get(id_property)
                 if key is not None:
-                    found[key] = obj
+                    found[str(key)] = obj
         return found
 
     async def find_created(
@@ -213,7 +223,12 @@ class HubSpotConnector:
         if call.operation not in _TRACED:
             raise ValueError(f"find_created: {call.operation} calls create nothing")
         return await find_created(
-            call, since, unique_property, connector=self, list_created=self._created_since
+            call,
+            since,
+            unique_property,
+            connector=self,
+            list_created=self._created_since,
+            unique_properties=UNIQUE_PROPERTIES,
         )
 
     async def _created_since(
@@ -228,71 +243,15 @@ class HubSpotConnector:
             reply = await self._client.request(
                 "GET", _base(object_type), object_type=object_type, idempotent=True, params=params
             )
-            objects += [_to_object(raw) for raw in _list(reply.body, "results")]
-            paging = reply.body.get("paging")
+            body = as_mapping(reply.body)
+            objects += [_to_object(raw) for raw in _list(body, "results")]
+            paging = body.get("paging")
             after = _next_after(paging)
             if after is None:
                 break
             params = {**params, "after": after}
         fresh = [o for o in objects if _created_since(o, start)]
         return sorted(fresh, key=lambda o: (len(o.id), o.id))
-
-    # -- the batch driver ------------------------------------------------------------
-
-    async def _write(
-        self,
-        operation: Operation,
-        object_type: str,
-        inputs: Sequence[Mapping[str, object]],
-        hooks: CallHooks | None,
-    ) -> list[ApiObject]:
-        """Send batch after batch; on the first failure undo this call's creations and
-        raise that failure, naming the row and whatever stays applied."""
-        hooks = hooks or NoHooks()
-        done: list[ApiObject] = []
-        for call in plan_batches(operation, object_type, inputs, self._batch_size):
-            outcome = await self._send(call, hooks)
-            done += [r for r in outcome.results if isinstance(r, ApiObject)]
-            failure, index = _first_failure(call, outcome)
-            if failure is not None:
-                left = await self._undo(operation, object_type, done, hooks)
-                raise failure.for_row(index, applied=left)
-        return done
-
-    async def _undo(
-        self, operation: Operation, object_type: str, done: list[ApiObject], hooks: CallHooks
-    ) -> list[str]:
-        """Archive the objects this call created; return the ids left changed."""
-        created = [o.id for o in done if operation is Operation.CREATE or o.created]
-        left = [o.id for o in done if o.id not in created]
-        if created:
-            try:
-                await self._archive(object_type, created, hooks, compensation=True)
-            except ApiError:
-                left += created
-        return left
-
-    async def _archive(
-        self, object_type: str, ids: Sequence[str], hooks: CallHooks, *, compensation: bool
-    ) -> None:
-        inputs = [{"id": str(object_id)} for object_id in ids]
-        archived: list[str] = []
-        for call in plan_batches(
-            Operation.ARCHIVE, object_type, inputs, self._batch_size, compensation=compensation
-        ):
-            outcome = await self._send(call, hooks)
-            if outcome.error is not None:
-                raise outcome.error.for_row(_whole_call_index(call), applied=archived)
-            archived += [str(item["id"]) for item in call.inputs]
-
-    async def _send(self, call: VendorCall, hooks: CallHooks) -> CallOutcome:
-        await hooks.before_send(call)
-        try:
-            outcome = await self._dispatch(call)
-        except ApiError as error:
-            outcome = CallOutcome(error=error)
-        await hooks.after_send(call, outcome)
-        return outcome
 
     async def _dispatch(self, call: VendorCall) -> CallOutcome:
         operation, base = call.operation, _base(call.object_type)
@@ -318,7 +277,7 @@ class HubSpotConnector:
                 case _:
                     await send("DELETE", path)
                     return CallOutcome()
-            return CallOutcome(results=(_to_object(reply.body),))
+            return CallOutcome(results=(_to_object(as_mapping(reply.body)),))
         if operation in _TRACED:
             items = [
                 {**item, "objectWriteTraceId": call.trace_id(i)} for i, item in enumerate(items)
@@ -351,19 +310,6 @@ def _to_object(raw: Mapping[str, object], created: bool | None = None) -> ApiObj
     )
 
 
-def _whole_call_index(call: VendorCall) -> int | None:
-    return call.first_index if len(call.inputs) == 1 else None
-
-
-def _first_failure(call: VendorCall, outcome: CallOutcome) -> tuple[ApiError | None, int | None]:
-    if outcome.error is not None:
-        return outcome.error, _whole_call_index(call)
-    for offset, result in enumerate(outcome.results):
-        if isinstance(result, ApiError):
-            return result, call.first_index + offset
-    return None, None
-
-
 def _match_results(call: VendorCall, reply: Reply) -> tuple[ApiObject | ApiError, ...]:
     """Per-input results in input order: by trace id (create/upsert) or object id
     (update); anything HubSpot did not label is matched in order."""
@@ -376,13 +322,13 @@ def _match_results(call: VendorCall, reply: Reply) -> tuple[ApiObject | ApiError
     )
     keyed: dict[int, ApiObject | ApiError] = {}
     loose: list[ApiObject | ApiError] = []
-    for raw in _list(reply.body, "results"):
+    for raw in _list(as_mapping(reply.body), "results"):
         new = raw.get("new")
         created = True if new is True else (None if reply.ambiguous_retry else False)
         obj = _to_object(raw, created if call.operation is Operation.UPSERT else None)
         index = by_trace.get(str(raw.get("objectWriteTraceId")), by_id.get(obj.id))
         _place(keyed, loose, [] if index is None else [index], obj)
-    for entry in _list(reply.body, "errors"):
+    for entry in _list(as_mapping(reply.body), "errors"):
         error = parse_error(
             reply.status, entry, object_type=call.object_type, correlation_id=reply.correlation_id
         )

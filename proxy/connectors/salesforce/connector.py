@@ -1,0 +1,387 @@
+"""Salesforce sObjects behind the vendor-neutral `Connector` interface.
+
+One row uses the sObject Rows endpoints; more use sObject Collections (≤ 200
+records per request) with ``allOrNone=true``, so each request is atomic at Salesforce
+and a statement spanning several requests is made all-or-nothing by the shared batch
+driver (records an earlier request created are deleted again). ``ON CONFLICT
+(ext_id__c)`` is an upsert by that external-id field. Salesforce answers a write with
+ids only, so the records are read back (one SOQL query per 300 ids) for the fields it
+computes (CreatedDate, formulas, defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from urllib.parse import quote
+
+from ..base import (
+    ApiError,
+    ApiObject,
+    CallHooks,
+    CallOutcome,
+    ErrorKind,
+    NoHooks,
+    Operation,
+    Row,
+    VendorCall,
+)
+from ..batches import BatchDriver
+from ..http import Reply, as_list, as_mapping
+from ..lookup import find_created
+from ..mapping import MappingError, ObjectMapping, TableShape
+from . import soql
+from .client import SalesforceClient
+from .codec import decode_record, encode_fields
+from .errors import record_error
+from .naming import find_name, map_object
+from .settings import SalesforceSettings
+
+#: Ids per read-back query (keeps the query URL well under 16 KB).
+_READ_CHUNK = 300
+_GONE = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY")
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+class SalesforceConnector:
+    empty_string_is_null = True  # Salesforce stores "" in a text field as null
+    json_as_text = True  # a json column goes to a (long) text field
+
+    def __init__(self, settings: SalesforceSettings) -> None:
+        self._client = SalesforceClient(settings)
+        self._batches = BatchDriver(self._dispatch, settings.batch_size)
+        self._describes: dict[str, Mapping[str, object]] = {}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- mapping -----------------------------------------------------------------------
+
+    async def map_table(self, shape: TableShape) -> ObjectMapping:
+        reply = await self._get(f"{self._client.base}/sobjects/", "sobjects")
+        listed = as_mapping(reply.body).get("sobjects")
+        names = [str(s["name"]) for s in as_list(listed) if "name" in s]
+        object_name = find_name(shape.object or shape.name, names)
+        if object_name is None:
+            raise MappingError(
+                f"synced table {shape.display}: this Salesforce org has no object named like "
+                f"{shape.object or shape.name!r} (set object in its [[synced_tables]] entry)"
+            )
+        return map_object(shape, object_name, await self._describe(object_name))
+
+    async def _describe(self, object_name: str) -> Mapping[str, object]:
+        if object_name not in self._describes:
+            path = f"{self._client.base}/sobjects/{_q(object_name)}/describe"
+            self._describes[object_name] = as_mapping((await self._get(path, object_name)).body)
+        return self._describes[object_name]
+
+    async def _fields(self, object_name: str) -> list[str]:
+        """Every field a query can select (compound address/location fields aside)."""
+        fields = as_list((await self._describe(object_name)).get("fields"))
+        return [str(f["name"]) for f in fields if f.get("type") not in ("address", "location")]
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
+    ) -> list[ApiObject]:
+        inputs = [{"properties": _encode(row, i, clearing=False)} for i, row in enumerate(rows)]
+        done = await self._batches.write(Operation.CREATE, object_type, inputs, hooks)
+        return await self._read_back(object_type, done)
+
+    async def update(
+        self,
+        object_type: str,
+        changes: Sequence[tuple[str, Row]],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]:
+        inputs = [
+            {"id": str(object_id), "properties": _encode(row, i, clearing=True)}
+            for i, (object_id, row) in enumerate(changes)
+        ]
+        done = await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
+        return await self._read_back(object_type, done)
+
+    async def upsert(
+        self,
+        object_type: str,
+        id_property: str,
+        rows: Sequence[Row],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]:
+        """Create-or-update by an external-id field (``ON CONFLICT (ext_id__c)``)."""
+        inputs = []
+        for i, row in enumerate(rows):
+            fields = _encode(row, i, clearing=True)
+            key = fields.get(id_property)
+            if key in (None, ""):
+                raise ApiError(
+                    ErrorKind.NOT_NULL,
+                    f"an upsert needs a value for {id_property}",
+                    column=id_property,
+                    input_index=i,
+                )
+            inputs.append({"id": str(key), "idProperty": id_property, "properties": fields})
+        done = await self._batches.write(Operation.UPSERT, object_type, inputs, hooks)
+        return await self._read_back(object_type, done)
+
+    async def archive(
+        self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
+    ) -> None:
+        """DELETE moves records to the recycle bin (one already there counts as done)."""
+        await self._batches.archive(object_type, ids, hooks or NoHooks(), compensation=False)
+
+    async def associate(
+        self,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        remove: bool = False,
+        hooks: CallHooks | None = None,
+    ) -> None:
+        raise ApiError(
+            ErrorKind.UNSUPPORTED,
+            "Salesforce relates records by reference fields (e.g. account_id), "
+            "not association tables",
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(
+        self,
+        object_type: str,
+        object_id: str,
+        *,
+        id_property: str | None = None,
+        properties: Sequence[str] | None = None,
+    ) -> ApiObject | None:
+        """The live record (by Id, or by an external-id field), or None."""
+        key = f"{_q(id_property)}/{_q(object_id)}" if id_property else _q(object_id)
+        fields = list(dict.fromkeys(["Id", "CreatedDate", "LastModifiedDate", *(properties or ())]))
+        params = {"fields": ",".join(fields)} if properties else None
+        try:
+            reply = await self._client.request(
+                "GET",
+                f"{self._client.base}/sobjects/{_q(object_type)}/{key}",
+                object_type=object_type,
+                idempotent=True,
+                params=params,
+            )
+        except ApiError as exc:
+            if exc.kind is ErrorKind.NOT_FOUND:
+                return None
+            raise
+        return _to_object(as_mapping(reply.body))
+
+    async def get_many(
+        self, object_type: str, values: Sequence[str], *, id_property: str
+    ) -> dict[str, ApiObject]:
+        found: dict[str, ApiObject] = {}
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), _READ_CHUNK):
+            chunk = unique[start : start + _READ_CHUNK]
+            fields = list(dict.fromkeys(["Id", "CreatedDate", "LastModifiedDate", id_property]))
+            for obj in await self._query(soql.select_in(object_type, fields, id_property, chunk)):
+                key = obj.properties.get(id_property)
+                if key is not None:
+                    found[str(key)] = obj
+        return found
+
+    async def find_created(
+        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+    ) -> list[ApiObject | None]:
+        if call.operation not in (Operation.CREATE, Operation.UPSERT):
+            raise ValueError(f"find_created: {call.operation} calls create nothing")
+        return await find_created(
+            call, since, unique_property, connector=self, list_created=self._created_since
+        )
+
+    async def _created_since(
+        self, object_type: str, start: datetime, properties: Sequence[str]
+    ) -> list[ApiObject]:
+        fields = list(dict.fromkeys(["Id", "CreatedDate", "LastModifiedDate", *properties]))
+        return await self._query(soql.select_created_since(object_type, fields, start))
+
+    async def _read_back(self, object_type: str, done: list[ApiObject]) -> list[ApiObject]:
+        """The written records as Salesforce now holds them, in ``done``'s order. If
+        the read fails, the statement fails with the written ids left applied (the
+        journal, which saw them, undoes them)."""
+        ids = [o.id for o in done]
+        held: dict[str, ApiObject] = {}
+        try:
+            fields = await self._fields(object_type)
+            for start in range(0, len(ids), _READ_CHUNK):
+                query = soql.select_in(object_type, fields, "Id", ids[start : start + _READ_CHUNK])
+                held.update({o.id: o for o in await self._query(query)})
+        except ApiError as exc:
+            raise exc.for_row(None, applied=ids) from None
+        return [
+            ApiObject(
+                o.id, held[o.id].properties, held[o.id].created_at, held[o.id].updated_at, o.created
+            )
+            if o.id in held
+            else o
+            for o in done
+        ]
+
+    async def _query(self, query: str) -> list[ApiObject]:
+        path: str | None = f"{self._client.base}/query"
+        params: dict[str, str] | None = {"q": query}
+        objects: list[ApiObject] = []
+        while path:
+            reply = await self._client.request(
+                "GET", path, object_type="query", idempotent=True, params=params
+            )
+            body = as_mapping(reply.body)
+            records = body.get("records")
+            objects += [_to_object(r) for r in as_list(records)]
+            following = body.get("nextRecordsUrl")
+            path = str(following) if not body.get("done", True) and following else None
+            params = None
+        return objects
+
+    async def _get(self, path: str, object_type: str) -> Reply:
+        return await self._client.request("GET", path, object_type=object_type, idempotent=True)
+
+    # -- one call ------------------------------------------------------------------------
+
+    async def _dispatch(self, call: VendorCall) -> CallOutcome:
+        if len(call.inputs) == 1:
+            return await self._one(call, call.inputs[0])
+        return await self._collection(call)
+
+    async def _one(self, call: VendorCall, item: Mapping[str, object]) -> CallOutcome:
+        base = f"{self._client.base}/sobjects/{_q(call.object_type)}"
+        fields = dict(as_mapping(item.get("properties")))
+        idempotent = call.operation is not Operation.CREATE
+
+        async def send(method: str, path: str, body: object = None) -> Reply:
+            return await self._client.request(
+                method, path, object_type=call.object_type, idempotent=idempotent, json=body
+            )
+
+        match call.operation:
+            case Operation.CREATE:
+                reply = await send("POST", f"{base}/", fields)
+                return CallOutcome(results=(_written(as_mapping(reply.body), fields),))
+            case Operation.UPDATE:
+                await send("PATCH", f"{base}/{_q(str(item['id']))}", fields)
+                return CallOutcome(results=(ApiObject(str(item["id"]), fields, "", ""),))
+            case Operation.UPSERT:
+                key = str(item["idProperty"])
+                body = {k: v for k, v in fields.items() if k != key}
+                reply = await send("PATCH", f"{base}/{_q(key)}/{_q(str(item['id']))}", body)
+                answer = as_mapping(reply.body)
+                created = _created(answer, reply)
+                return CallOutcome(results=(_written(answer, fields, created),))
+            case _:
+                try:
+                    await send("DELETE", f"{base}/{_q(str(item['id']))}")
+                except ApiError as exc:
+                    if exc.vendor_code not in _GONE:
+                        raise
+                return CallOutcome()
+
+    async def _collection(self, call: VendorCall) -> CallOutcome:
+        base = f"{self._client.base}/composite/sobjects"
+        kind = {"type": call.object_type}
+        records: list[dict[str, object]] = []
+        for item in call.inputs:
+            fields = dict(as_mapping(item.get("properties")))
+            if call.operation is Operation.UPDATE:
+                fields["Id"] = str(item["id"])
+            records.append({"attributes": kind, **fields})
+        operation = call.operation
+        if operation is Operation.ARCHIVE:
+            ids = ",".join(str(item["id"]) for item in call.inputs)
+            reply = await self._client.request(
+                "DELETE",
+                base,
+                object_type=call.object_type,
+                idempotent=True,
+                params={"ids": ids, "allOrNone": "true"},
+            )
+        else:
+            method, path = "POST", base
+            if operation is Operation.UPDATE:
+                method = "PATCH"
+            elif operation is Operation.UPSERT:
+                key = str(call.inputs[0]["idProperty"])
+                method, path = "PATCH", f"{base}/{_q(call.object_type)}/{_q(key)}"
+            reply = await self._client.request(
+                method,
+                path,
+                object_type=call.object_type,
+                idempotent=operation is not Operation.CREATE,
+                json={"allOrNone": True, "records": records},
+            )
+        return _collection_outcome(call, reply)
+
+
+def _encode(row: Row, index: int, *, clearing: bool) -> dict[str, object]:
+    try:
+        return encode_fields(row, clearing=clearing)
+    except ApiError as exc:
+        raise exc.for_row(index) from None
+
+
+def _created(answer: Mapping[str, object], reply: Reply) -> bool | None:
+    if answer.get("created") is True:
+        return True
+    return None if reply.ambiguous_retry else False
+
+
+def _written(
+    answer: Mapping[str, object], fields: Mapping[str, object], created: bool | None = None
+) -> ApiObject:
+    """What a write's answer says (an id): the record itself is read back later."""
+    return ApiObject(str(answer.get("id", "")), dict(fields), "", "", created)
+
+
+def _to_object(record: Mapping[str, object]) -> ApiObject:
+    fields = decode_record(record)
+    return ApiObject(
+        id=str(fields.get("Id", "")),
+        properties=fields,
+        created_at=str(fields.get("CreatedDate") or ""),
+        updated_at=str(fields.get("LastModifiedDate") or ""),
+    )
+
+
+def _collection_outcome(call: VendorCall, reply: Reply) -> CallOutcome:
+    """Per-record results in input order (Salesforce answers in request order)."""
+    answers = (
+        [a for a in reply.body if isinstance(a, Mapping)] if isinstance(reply.body, list) else []
+    )
+    results: list[ApiObject | ApiError] = []
+    for index, item in enumerate(call.inputs):
+        if index >= len(answers):
+            results.append(
+                ApiError(
+                    ErrorKind.OUTCOME_UNKNOWN,
+                    "Salesforce returned no result for this record",
+                    retry_safe=False,
+                )
+            )
+            continue
+        answer = answers[index]
+        if answer.get("success") is True:
+            fields = dict(as_mapping(item.get("properties")))
+            created = _created(answer, reply) if call.operation is Operation.UPSERT else None
+            results.append(_written(answer, fields, created))
+            continue
+        error = record_error(answer, reply.status)
+        if call.operation is Operation.ARCHIVE and error.vendor_code in _GONE:
+            results.append(ApiObject(str(item["id"]), {}, "", ""))
+        else:
+            results.append(error)
+    if call.operation is Operation.ARCHIVE:
+        failures = [r for r in results if isinstance(r, ApiError)]
+        return CallOutcome(results=tuple(results)) if failures else CallOutcome()
+    return CallOutcome(results=tuple(results))

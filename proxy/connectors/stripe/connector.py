@@ -1,0 +1,249 @@
+"""Stripe objects behind the vendor-neutral `Connector` interface.
+
+Stripe has no batch API: a multi-row statement is one request per row, made
+all-or-nothing by the shared batch driver (objects created by the statement are
+deleted again when a later row fails). Every POST carries an ``Idempotency-Key``
+derived from the journal's call id and row, so a retried create — after a timeout,
+a 5xx, or a lost answer — can never make two customers.
+
+Stripe merges ``metadata`` on update, so an update that removes keys first reads the
+object and sends each removed key as ``""``. Prices cannot be deleted: a DELETE is
+refused before any call (see ``objects``), and undoing a price's creation archives
+it (``active=false``), the closest Stripe allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from urllib.parse import quote
+
+from ..base import (
+    ApiError,
+    ApiObject,
+    CallHooks,
+    CallOutcome,
+    ErrorKind,
+    NoHooks,
+    Operation,
+    Row,
+    VendorCall,
+)
+from ..batches import BatchDriver
+from ..http import Reply, as_list, as_mapping
+from ..lookup import find_created
+from ..mapping import ObjectMapping, TableShape
+from .client import StripeClient
+from .codec import decode_object, encode_fields, form
+from .naming import map_table, stripe_object
+from .objects import UNIX_TIME_FIELDS
+from .settings import StripeSettings
+
+_PAGE = 100
+
+
+class StripeConnector:
+    empty_string_is_null = True  # "" unsets a Stripe field
+    json_as_text = False  # metadata and nested objects are sent as themselves
+
+    def __init__(self, settings: StripeSettings) -> None:
+        self._client = StripeClient(settings)
+        self._batches = BatchDriver(self._dispatch, 1)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def map_table(self, shape: TableShape) -> ObjectMapping:
+        return map_table(shape)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
+    ) -> list[ApiObject]:
+        inputs = [{"properties": _encode(row, i, clearing=False)} for i, row in enumerate(rows)]
+        return await self._batches.write(Operation.CREATE, object_type, inputs, hooks)
+
+    async def update(
+        self,
+        object_type: str,
+        changes: Sequence[tuple[str, Row]],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]:
+        inputs = []
+        for i, (object_id, row) in enumerate(changes):
+            fields = _encode(row, i, clearing=True)
+            await self._unset_removed_keys(object_type, str(object_id), fields)
+            inputs.append({"id": str(object_id), "properties": fields})
+        return await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
+
+    async def _unset_removed_keys(
+        self, object_type: str, object_id: str, fields: dict[str, object]
+    ) -> None:
+        merged = [f for f in stripe_object(object_type).merged if isinstance(fields.get(f), dict)]
+        if not merged:
+            return
+        current = await self.get(object_type, object_id)
+        if current is None:
+            return  # the update itself will say the object is missing
+        for name in merged:
+            held = current.properties.get(name)
+            wanted = fields[name]
+            assert isinstance(wanted, dict)
+            if isinstance(held, Mapping):
+                fields[name] = {**{k: "" for k in held if k not in wanted}, **wanted}
+
+    async def upsert(
+        self,
+        object_type: str,
+        id_property: str,
+        rows: Sequence[Row],
+        *,
+        hooks: CallHooks | None = None,
+    ) -> list[ApiObject]:
+        raise ApiError(ErrorKind.UNSUPPORTED, "Stripe has no upsert by a unique field")
+
+    async def archive(
+        self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
+    ) -> None:
+        await self._batches.archive(object_type, ids, hooks or NoHooks(), compensation=False)
+
+    async def associate(
+        self,
+        from_type: str,
+        to_type: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        remove: bool = False,
+        hooks: CallHooks | None = None,
+    ) -> None:
+        raise ApiError(ErrorKind.UNSUPPORTED, "Stripe objects have no association tables")
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(
+        self,
+        object_type: str,
+        object_id: str,
+        *,
+        id_property: str | None = None,
+        properties: Sequence[str] | None = None,
+    ) -> ApiObject | None:
+        """The live object, or None (missing, or deleted: Stripe answers a stub)."""
+        if id_property:
+            found = await self.get_many(object_type, [object_id], id_property=id_property)
+            return next(iter(found.values()), None)
+        try:
+            reply = await self._client.request(
+                "GET",
+                f"/v1/{object_type}/{quote(object_id, safe='')}",
+                object_type=object_type,
+                idempotent=True,
+            )
+        except ApiError as exc:
+            if exc.kind is ErrorKind.NOT_FOUND:
+                return None
+            raise
+        body = as_mapping(reply.body)
+        return None if body.get("deleted") is True else _to_object(body)
+
+    async def get_many(
+        self, object_type: str, values: Sequence[str], *, id_property: str
+    ) -> dict[str, ApiObject]:
+        """Customers by ``email`` (Stripe's list filter); no other Stripe field is a
+        key an object can be looked up by."""
+        if (object_type, id_property) != ("customers", "email"):
+            raise ApiError(
+                ErrorKind.UNSUPPORTED, f"Stripe cannot look up {object_type} by {id_property}"
+            )
+        found: dict[str, ApiObject] = {}
+        for value in dict.fromkeys(values):
+            for obj in await self._list(object_type, {"email": value}):
+                found.setdefault(str(obj.properties.get("email")), obj)
+        return found
+
+    async def find_created(
+        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+    ) -> list[ApiObject | None]:
+        if call.operation is not Operation.CREATE:
+            raise ValueError(f"find_created: {call.operation} calls create nothing")
+        return await find_created(
+            call, since, unique_property, connector=self, list_created=self._created_since
+        )
+
+    async def _created_since(
+        self, object_type: str, start: datetime, properties: Sequence[str]
+    ) -> list[ApiObject]:
+        objects = await self._list(object_type, {"created[gte]": str(int(start.timestamp()))})
+        return sorted(objects, key=lambda o: (o.created_at, o.id))
+
+    async def _list(self, object_type: str, filters: Mapping[str, str]) -> list[ApiObject]:
+        params = {**filters, "limit": str(_PAGE)}
+        objects: list[ApiObject] = []
+        while True:
+            reply = await self._client.request(
+                "GET", f"/v1/{object_type}", object_type=object_type, idempotent=True, params=params
+            )
+            body = as_mapping(reply.body)
+            page = [_to_object(raw) for raw in as_list(body.get("data"))]
+            objects += page
+            if not body.get("has_more") or not page:
+                return objects
+            params = {**params, "starting_after": page[-1].id}
+
+    # -- one call ------------------------------------------------------------------------
+
+    async def _dispatch(self, call: VendorCall) -> CallOutcome:
+        (item,) = call.inputs
+        resource = f"/v1/{call.object_type}"
+        key = {"Idempotency-Key": call.trace_id(0)}
+        fields = as_mapping(item.get("properties"))
+
+        async def send(method: str, path: str, params: Mapping[str, object] | None) -> Reply:
+            data = dict(form(params)) if params else None
+            return await self._client.request(
+                method, path, object_type=call.object_type, idempotent=True, data=data, headers=key
+            )
+
+        match call.operation:
+            case Operation.CREATE:
+                reply = await send("POST", resource, fields)
+                return CallOutcome(results=(_to_object(as_mapping(reply.body)),))
+            case Operation.UPDATE:
+                reply = await send("POST", f"{resource}/{quote(str(item['id']), safe='')}", fields)
+                return CallOutcome(results=(_to_object(as_mapping(reply.body)),))
+            case Operation.ARCHIVE:
+                path = f"{resource}/{quote(str(item['id']), safe='')}"
+                try:
+                    if stripe_object(call.object_type).delete_hint is not None:
+                        await send("POST", path, {"active": "false"})  # e.g. a price
+                    else:
+                        await send("DELETE", path, None)
+                except ApiError as exc:
+                    if exc.kind is not ErrorKind.NOT_FOUND:
+                        raise
+                return CallOutcome()
+        raise ApiError(ErrorKind.UNSUPPORTED, f"Stripe cannot {call.operation} objects")
+
+
+def _encode(row: Row, index: int, *, clearing: bool) -> dict[str, object]:
+    try:
+        return encode_fields(row, clearing=clearing)
+    except ApiError as exc:
+        raise exc.for_row(index) from None
+
+
+def _to_object(raw: Mapping[str, object]) -> ApiObject:
+    properties = decode_object(raw)
+    created = str(properties.get("created") or "")
+    updated = properties.get("updated")
+    return ApiObject(
+        id=str(raw.get("id", "")),
+        properties=properties,
+        created_at=created,
+        updated_at=str(updated) if updated else created,
+    )
+
+
+__all__ = ["UNIX_TIME_FIELDS", "StripeConnector"]
