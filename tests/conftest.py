@@ -11,6 +11,7 @@ from proxy.embedded import LocalPostgres
 from tests.support import (
     ProxyProcess,
     Sandbox,
+    VendorSandbox,
     free_port,
     pg_bin_for_tests,
     run_proxy,
@@ -65,6 +66,85 @@ def sandbox() -> Iterator[Sandbox]:
         box = Sandbox(url)
         box.reset()
         yield box
+
+
+@pytest.fixture(scope="session")
+def sf_sandbox() -> Iterator[VendorSandbox]:
+    """The Salesforce sandbox API on a real port."""
+    from proxy.demo import sandbox_process
+
+    with sandbox_process(free_port(), "salesforce") as url:
+        box = VendorSandbox(url, "/services/")
+        box.reset()
+        yield box
+
+
+@pytest.fixture(scope="session")
+def stripe_sandbox() -> Iterator[VendorSandbox]:
+    """The Stripe sandbox API on a real port."""
+    from proxy.demo import sandbox_process
+
+    with sandbox_process(free_port(), "stripe") as url:
+        box = VendorSandbox(url, "/v1/")
+        box.reset()
+        yield box
+
+
+SF_SECRETS = {
+    "WRITEPROXY_TEST_SF_CLIENT_ID": "sandbox-client-id",
+    "WRITEPROXY_TEST_SF_CLIENT_SECRET": "sandbox-client-secret",
+    "WRITEPROXY_TEST_SF_REFRESH_TOKEN": "sandbox-refresh-token",
+}
+STRIPE_KEY_ENV = "WRITEPROXY_TEST_STRIPE_KEY"
+
+
+def vendors_config(
+    tmp: Path, sf: VendorSandbox, stripe: VendorSandbox, *, salesforce: str = "", top: str = ""
+) -> dict[str, str]:
+    """A TOML file syncing the ``salesforce`` schema (OAuth refresh) and the ``stripe``
+    schema to their sandboxes with fast retry waits; returns the proxy's environment."""
+    config = tmp / "writeproxy.toml"
+    config.write_text(
+        f"""{top}
+[connectors.salesforce]
+kind = "salesforce"
+base_url = "{sf.base_url}"
+login_url = "{sf.base_url}"
+schema = "salesforce"
+client_id_env = "WRITEPROXY_TEST_SF_CLIENT_ID"
+client_secret_env = "WRITEPROXY_TEST_SF_CLIENT_SECRET"
+refresh_token_env = "WRITEPROXY_TEST_SF_REFRESH_TOKEN"
+read_timeout_s = 2
+backoff_base_s = 0.01
+backoff_cap_s = 0.05
+locked_wait_s = 0.05
+{salesforce}
+
+[connectors.stripe]
+kind = "stripe"
+base_url = "{stripe.base_url}"
+token_env = "{STRIPE_KEY_ENV}"
+schema = "stripe"
+read_timeout_s = 2
+backoff_base_s = 0.01
+backoff_cap_s = 0.05
+"""
+    )
+    return {"WRITEPROXY_CONFIG": str(config), **SF_SECRETS, STRIPE_KEY_ENV: "sk_test_sandbox"}
+
+
+@pytest.fixture(scope="session")
+def vendors_proxy(
+    synced_url: str,
+    sf_sandbox: VendorSandbox,
+    stripe_sandbox: VendorSandbox,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ProxyProcess]:
+    """A proxy whose ``salesforce`` and ``stripe`` schemas are synced to the sandboxes."""
+    tmp = tmp_path_factory.mktemp("vendors")
+    env = vendors_config(tmp, sf_sandbox, stripe_sandbox)
+    with run_proxy(tmp, "--upstream", synced_url, env=env) as process:
+        yield process
 
 
 @pytest.fixture(scope="session")

@@ -170,4 +170,24 @@ class Sandbox:
         self.http.post("/_sandbox/config", json=switches).raise_for_status()
 
     def fault(self, **spec: object) -> None:
+        """Arm an injected fault (``/_sandbox/faults``)."""
+        self.http.post("/_sandbox/faults", json=spec).raise_for_status()
+
+
+class VendorSandbox(Sandbox):
+    """The Salesforce or Stripe sandbox: the same control API, another vendor's paths."""
+
+    def __init__(self, base_url: str, api_prefix: str) -> None:
+        super().__init__(base_url)
+        self.api_prefix = api_prefix
+
+    def vendor_requests(self) -> list[dict[str, object]]:
+        return [r for r in self.requests() if str(r["path"]).startswith(self.api_prefix)]
+
+    def reset(self) -> None:
+        self.http.post("/_sandbox/reset").raise_for_status()
+        self.http.delete("/_sandbox/faults").raise_for_status()
+        self.http.delete("/_sandbox/requests").raise_for_status()
+
+    def fault(self, **spec: object) -> None:
         self.http.post("/_sandbox/faults", json=spec).raise_for_status()

@@ -1,0 +1,416 @@
+"""Salesforce through the proxy, end to end: the signup story, every error mapping,
+Collections batching that stays all-or-nothing, upserts by external id, deletes that
+wait for COMMIT, token refresh, retries, and lost answers the journal resolves. Every
+test ends with the no-drift invariant (tests.vendors)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors as pg_errors
+
+from tests.support import ProxyProcess, VendorSandbox, run_proxy
+from tests.vendors import Vendors, vendors
+
+COLLECTIONS = "/composite/sobjects"
+
+
+@pytest.fixture
+def sf(
+    vendors_proxy: ProxyProcess,
+    synced_url: str,
+    sf_sandbox: VendorSandbox,
+    stripe_sandbox: VendorSandbox,
+) -> Iterator[Vendors]:
+    yield from vendors(vendors_proxy, synced_url, sf_sandbox, stripe_sandbox)
+
+
+def contacts(v: Vendors, deleted: bool = False) -> list[dict[str, Any]]:
+    params = {"deleted": "true"} if deleted else {}
+    body = v.sf.http.get("/_sandbox/objects/Contact", params=params).raise_for_status().json()
+    return list(body["results"])
+
+
+def writes(v: Vendors) -> list[tuple[str, str]]:
+    """The (method, path) of every write request Salesforce received, but those it
+    refused for an expired session (each test's sandbox reset expires the proxy's
+    access token: the proxy refreshes it and sends the request again)."""
+    return [
+        (str(r["method"]), str(r["path"]))
+        for r in v.sf.vendor_requests()
+        if r["method"] in ("POST", "PATCH", "DELETE")
+        and "oauth2" not in str(r["path"])
+        and r["status"] != 401
+    ]
+
+
+def clear_log(v: Vendors) -> None:
+    v.sf.http.delete("/_sandbox/requests").raise_for_status()
+
+
+def insert_contact(conn: psycopg.Connection[Any], email: str, user: str, **more: object) -> str:
+    columns = ["first_name", "last_name", "email", "user_id__c", *more]
+    values = ["Ada", "Lovelace", email, user, *more.values()]
+    row = conn.execute(
+        f"INSERT INTO salesforce.contact ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
+        values,
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+# -- the signup story --------------------------------------------------------------------
+
+
+def test_signup_creates_the_user_and_the_contact_in_one_transaction(sf: Vendors) -> None:
+    with psycopg.connect(sf.url) as conn:
+        (user_id,) = conn.execute(
+            "INSERT INTO public.users (email, first_name) VALUES ('ada@example.com', 'Ada') "
+            "RETURNING id"
+        ).fetchone()  # type: ignore[misc]
+        contact = conn.execute(
+            "INSERT INTO salesforce.contact (first_name, last_name, email, user_id__c) "
+            "VALUES ('Ada', 'Lovelace', 'ada@example.com', %s) "
+            "RETURNING id, name, created_date, is_deleted, do_not_call",
+            (str(user_id),),
+        ).fetchone()
+        conn.commit()
+    assert contact is not None
+    contact_id, name, created, is_deleted, do_not_call = contact
+    assert re.fullmatch(r"003[A-Za-z0-9]{15}", contact_id)
+    assert (name, is_deleted, do_not_call) == ("Ada Lovelace", False, False)
+    assert created is not None
+    [held] = contacts(sf)
+    assert (held["Id"], held["Email"], held["User_Id__c"]) == (contact_id, "ada@example.com", "1")
+
+
+def test_an_invalid_email_rolls_the_whole_signup_back(sf: Vendors) -> None:
+    with psycopg.connect(sf.url) as conn:
+        conn.execute("INSERT INTO public.users (email) VALUES ('bad@example.com')")
+        with pytest.raises(pg_errors.CheckViolation) as caught:
+            conn.execute(
+                "INSERT INTO salesforce.contact (first_name, last_name, email, user_id__c) "
+                "VALUES ('Bad', 'Email', 'not-an-email', '7')"
+            )
+        conn.rollback()
+    assert caught.value.diag.column_name == "email"
+    assert "invalid email address" in str(caught.value.diag.message_primary)
+    assert sf.local("SELECT count(*) FROM public.users") == [(0,)]
+    assert contacts(sf) == [] and contacts(sf, deleted=True) == []
+
+
+def test_a_rolled_back_signup_deletes_the_contact_it_created(sf: Vendors) -> None:
+    with psycopg.connect(sf.url) as conn:
+        created = insert_contact(conn, "roll@example.com", "r1")
+        conn.rollback()
+    sf.settle()
+    assert contacts(sf) == []
+    assert [c["Id"] for c in contacts(sf, deleted=True)] == [created]  # in the recycle bin
+
+
+# -- errors mapped to SQLSTATEs ------------------------------------------------------------
+
+
+def test_duplicate_rule_is_a_unique_violation_naming_the_existing_record(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        first = insert_contact(conn, "dup@example.com", "d1")
+        with pytest.raises(pg_errors.UniqueViolation) as caught:
+            insert_contact(conn, "DUP@example.com", "d2")
+    assert f"Existing object id: {first}" in str(caught.value.diag.message_detail)
+    assert "DUPLICATES_DETECTED" not in str(caught.value.diag.message_primary)
+
+
+@pytest.mark.parametrize(
+    ("sql", "error", "column"),
+    [
+        (
+            "INSERT INTO salesforce.contact (first_name, email) VALUES ('No', 'n@example.com')",
+            pg_errors.NotNullViolation,
+            "last_name",
+        ),
+        (
+            "INSERT INTO salesforce.contact (last_name, title) VALUES ('Long', repeat('x', 200))",
+            pg_errors.CheckViolation,
+            "title",
+        ),
+        (
+            "INSERT INTO salesforce.contact (last_name, account_id) "
+            "VALUES ('Orphan', '001000000000000AAA')",
+            pg_errors.ForeignKeyViolation,
+            "account_id",
+        ),
+        (
+            "INSERT INTO salesforce.account (name, industry) VALUES ('Acme', 'Piracy')",
+            pg_errors.CheckViolation,
+            "industry",
+        ),
+    ],
+    ids=["required", "too-long", "cross-reference", "restricted-picklist"],
+)
+def test_vendor_rejections_map_to_sqlstates_with_the_column(
+    sf: Vendors, sql: str, error: type[Exception], column: str
+) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn, pytest.raises(error) as caught:
+        conn.execute(sql)
+    assert caught.value.diag.column_name == column  # type: ignore[attr-defined]
+    assert sf.local("SELECT count(*) FROM salesforce.contact") == [(0,)]
+
+
+def test_columns_salesforce_computes_are_refused_before_any_call(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        insert_contact(conn, "ro@example.com", "ro")
+        clear_log(sf)
+        for sql in (
+            "INSERT INTO salesforce.contact (last_name, name) VALUES ('X', 'Full Name')",
+            "UPDATE salesforce.contact SET created_date = now()",
+            "UPDATE salesforce.contact SET name = 'x'",
+        ):
+            with pytest.raises(psycopg.Error) as caught:
+                conn.execute(sql)
+            assert caught.value.sqlstate in ("42501", "428C9", "0A000"), (sql, caught.value)
+    assert writes(sf) == []
+
+
+def test_request_limit_exceeded_is_53400_and_nothing_is_applied(sf: Vendors) -> None:
+    sf.sf.configure(rate_limit={"max_requests": 1, "window_s": 60})
+    try:
+        with (
+            psycopg.connect(sf.url, autocommit=True) as conn,
+            pytest.raises(psycopg.Error) as caught,
+        ):
+            for n in range(3):
+                insert_contact(conn, f"lim{n}@example.com", f"l{n}")
+    finally:
+        sf.sf.configure(rate_limit=None)
+    assert caught.value.sqlstate == "53400"
+    assert "safe to retry" in str(caught.value.diag.message_hint)
+
+
+def test_unable_to_lock_row_is_retried_then_55p03(sf: Vendors) -> None:
+    lock = [{"errorCode": "UNABLE_TO_LOCK_ROW", "message": "unable to obtain exclusive access"}]
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        contact = insert_contact(conn, "lock@example.com", "lk")
+        sf.sf.fault(match={"method": "PATCH"}, status=400, body=lock, times=2)
+        conn.execute("UPDATE salesforce.contact SET title = 'Retried'")
+        sf.sf.fault(match={"method": "PATCH"}, status=400, body=lock, times=50)
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("UPDATE salesforce.contact SET title = 'Locked'")
+        sf.sf.http.delete("/_sandbox/faults").raise_for_status()
+    assert caught.value.sqlstate == "55P03"
+    assert [c["Title"] for c in contacts(sf) if c["Id"] == contact] == ["Retried"]
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+
+def test_an_expired_session_is_refreshed_and_the_write_sent_once(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        insert_contact(conn, "tok1@example.com", "t1")
+        sf.sf.http.post("/_sandbox/expire_tokens").raise_for_status()
+        clear_log(sf)
+        insert_contact(conn, "tok2@example.com", "t2")
+    log = [(r["method"], str(r["path"]), r["status"]) for r in sf.sf.requests()]
+    creates = [entry for entry in log if entry[1].endswith("/sobjects/Contact/")]
+    assert creates[0][2] == 401 and creates[-1][2] == 201 and len(creates) == 2
+    assert ("POST", "/services/oauth2/token", 200) in log
+    assert len(contacts(sf)) == 2
+
+
+def test_a_static_token_that_expires_is_28000(sf: Vendors, synced_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "writeproxy.toml"
+    config.write_text(
+        f"""
+[connectors.salesforce]
+kind = "salesforce"
+base_url = "{sf.sf.base_url}"
+token_env = "WRITEPROXY_TEST_SF_STATIC"
+schema = "salesforce"
+backoff_base_s = 0.01
+backoff_cap_s = 0.05
+"""
+    )
+    env = {"WRITEPROXY_CONFIG": str(config), "WRITEPROXY_TEST_SF_STATIC": "sandbox-sf-token"}
+    with run_proxy(tmp_path, "--upstream", synced_url, env=env) as proxy:
+        with psycopg.connect(proxy.url(db="synced"), autocommit=True) as conn:
+            insert_contact(conn, "static@example.com", "s1")
+            sf.sf.http.post("/_sandbox/expire_tokens", json={"static": True}).raise_for_status()
+            with pytest.raises(psycopg.Error) as caught:
+                insert_contact(conn, "static2@example.com", "s2")
+        assert caught.value.sqlstate == "28000"
+        log = proxy.log()
+    assert "sandbox-sf-token" not in log
+    assert len(contacts(sf)) == 1  # the second insert never reached Salesforce
+    sf.local("DELETE FROM salesforce.contact RETURNING id")  # the reset empties the vendor
+    sf.sf.reset()  # the static token again
+
+
+# -- many rows: sObject Collections ----------------------------------------------------------
+
+BULK = (
+    "INSERT INTO salesforce.contact (first_name, last_name, email, user_id__c) "
+    "SELECT 'Bulk', 'Row ' || n, 'bulk' || n || '@example.com', 'bulk-' || n "
+    "FROM generate_series(1, 450) AS n"
+)
+
+
+def test_450_rows_take_3_collection_calls_and_are_all_there(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        cursor = conn.execute(BULK + " RETURNING id")
+        ids = [row[0] for row in cursor.fetchall()]
+    assert len(set(ids)) == 450
+    assert writes(sf) == [("POST", f"/services/data/v61.0{COLLECTIONS}")] * 3
+    assert len(contacts(sf)) == 450
+
+
+def test_a_bad_row_in_the_third_batch_leaves_nothing_anywhere(sf: Vendors) -> None:
+    bad = BULK.replace(
+        "'bulk' || n || '@example.com'",
+        "CASE WHEN n = 420 THEN 'nope' ELSE 'bulk' || n || '@example.com' END",
+    )
+    with (
+        psycopg.connect(sf.url, autocommit=True) as conn,
+        pytest.raises(pg_errors.CheckViolation) as caught,
+    ):
+        conn.execute(bad)
+    assert caught.value.diag.column_name == "email"
+    assert "Failed row: 420." in str(caught.value.diag.message_detail)
+    assert contacts(sf) == []
+    assert len(contacts(sf, deleted=True)) == 400  # batches 1 and 2, deleted again
+    sf.settle()
+    methods = [m for m, _ in writes(sf)]
+    # Three creates; the connector deletes what batches 1 and 2 created (2 calls), and
+    # the journal's own undo of those entries may delete them again (a no-op).
+    assert methods[:5] == ["POST", "POST", "POST", "DELETE", "DELETE"]
+    assert set(methods[5:]) <= {"DELETE"} and len(methods) <= 7
+
+
+def test_multi_row_update_and_delete_use_collections(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        conn.execute(BULK.replace("450", "5"))
+        clear_log(sf)
+        conn.execute("UPDATE salesforce.contact SET title = 'Engineer' WHERE email LIKE 'bulk%'")
+        assert writes(sf) == [("PATCH", f"/services/data/v61.0{COLLECTIONS}")]
+        clear_log(sf)
+        with conn.transaction():
+            deleted = conn.execute(
+                "DELETE FROM salesforce.contact WHERE user_id__c IN ('bulk-1', 'bulk-2')"
+            ).rowcount
+            assert deleted == 2
+            assert writes(sf) == []  # a DELETE reaches Salesforce only at COMMIT
+        assert writes(sf) == [("DELETE", f"/services/data/v61.0{COLLECTIONS}")]
+    assert {c["Title"] for c in contacts(sf)} == {"Engineer"}
+    assert len(contacts(sf)) == 3 and len(contacts(sf, deleted=True)) == 2
+
+
+def test_a_rolled_back_delete_never_reaches_salesforce(sf: Vendors) -> None:
+    with psycopg.connect(sf.url) as conn:
+        insert_contact(conn, "keep@example.com", "k1")
+        conn.commit()
+        clear_log(sf)
+        conn.execute("DELETE FROM salesforce.contact")
+        conn.rollback()
+    sf.settle()
+    assert writes(sf) == []
+    assert len(contacts(sf)) == 1
+
+
+def test_a_rolled_back_update_restores_the_old_values(sf: Vendors) -> None:
+    with psycopg.connect(sf.url) as conn:
+        insert_contact(conn, "undo@example.com", "u1", title="Before")
+        conn.commit()
+        conn.execute("UPDATE salesforce.contact SET title = 'After', phone = '555'")
+        assert contacts(sf)[0]["Title"] == "After"
+        conn.rollback()
+    sf.settle()
+    [held] = contacts(sf)
+    assert (held["Title"], held["Phone"]) == ("Before", None)
+
+
+# -- upsert by external id -------------------------------------------------------------------
+
+
+def test_on_conflict_on_the_external_id_is_an_upsert(sf: Vendors) -> None:
+    upsert = (
+        "INSERT INTO salesforce.contact (first_name, last_name, email, user_id__c) "
+        "VALUES (%s, 'Up', %s, 'ext-1') ON CONFLICT (user_id__c) DO UPDATE "
+        "SET first_name = excluded.first_name RETURNING id, first_name"
+    )
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        first = conn.execute(upsert, ("One", "up@example.com")).fetchone()
+        second = conn.execute(upsert, ("Two", "up@example.com")).fetchone()
+    assert first is not None and second is not None
+    assert first[0] == second[0] and second[1] == "Two"
+    assert [(c["Id"], c["FirstName"]) for c in contacts(sf)] == [(first[0], "Two")]
+    paths = [p for _, p in writes(sf)]
+    assert paths[0] == "/services/data/v61.0/sobjects/Contact/User_Id__c/ext-1"
+
+
+def test_the_external_id_known_only_to_salesforce_is_updated_not_duplicated(
+    sf: Vendors,
+) -> None:
+    """The vendor already holds ext-9 (created outside this database): the upsert finds
+    it by the external id instead of failing or creating a second one."""
+    headers = {"Authorization": "Bearer sandbox-sf-token"}
+    sf.sf.http.post(
+        "/services/data/v61.0/sobjects/Contact/",
+        json={"LastName": "Outside", "User_Id__c": "ext-9"},
+        headers=headers,
+    ).raise_for_status()
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO salesforce.contact (last_name, user_id__c) VALUES ('Inside', 'ext-9') "
+            "ON CONFLICT (user_id__c) DO UPDATE SET last_name = excluded.last_name "
+            "RETURNING last_name"
+        ).fetchone()
+    assert row == ("Inside",)
+    assert [c["LastName"] for c in contacts(sf)] == ["Inside"]
+
+
+# -- typed values ------------------------------------------------------------------------------
+
+
+def test_typed_values_round_trip(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        account = conn.execute(
+            "INSERT INTO salesforce.account (name, number_of_employees, annual_revenue, "
+            "industry, website) VALUES ('Acme', 1200, 98765432101, 'Technology', "
+            "'https://acme.test') RETURNING id, number_of_employees, annual_revenue"
+        ).fetchone()
+        assert account is not None
+        contact = conn.execute(
+            "INSERT INTO salesforce.contact (last_name, account_id, birthdate, do_not_call) "
+            "VALUES ('Typed', %s, '1990-02-28', true) RETURNING birthdate, do_not_call",
+            (account[0],),
+        ).fetchone()
+    assert account[1:] == (1200, 98765432101)
+    assert contact is not None and (str(contact[0]), contact[1]) == ("1990-02-28", True)
+    [held] = [c for c in contacts(sf) if c["LastName"] == "Typed"]
+    assert (held["Birthdate"], held["DoNotCall"], held["AccountId"]) == (
+        "1990-02-28",
+        True,
+        account[0],
+    )
+
+
+# -- answers lost -------------------------------------------------------------------------------
+
+
+def test_a_create_whose_answer_is_lost_is_found_and_undone(sf: Vendors) -> None:
+    sf.sf.fault(
+        match={"method": "POST", "path_regex": "/sobjects/Contact/$"}, status=500, apply=True
+    )
+    with (
+        psycopg.connect(sf.url, autocommit=True) as conn,
+        pytest.raises(psycopg.Error) as caught,
+    ):
+        insert_contact(conn, "lost@example.com", "lost")
+    assert caught.value.sqlstate == "08007"
+    sf.settle()
+    assert contacts(sf) == []
+    assert [c["Email"] for c in contacts(sf, deleted=True)] == ["lost@example.com"]
