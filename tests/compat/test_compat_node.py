@@ -18,8 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support import REPO, ProxyProcess, Sandbox
+from tests.support import REPO, ProxyProcess, Sandbox, VendorSandbox
 from tests.synced import Harness, harness
+from tests.vendors import Vendors, vendors
 
 NODE_DIR = REPO / "tests" / "compat" / "node"
 NODE_TIMEOUT = 60
@@ -196,3 +197,38 @@ def test_signup_invalid_email_rolls_the_user_back(hs: Harness) -> None:
     assert "not-an-email" in error["message"]
     assert hs.local("SELECT email FROM public.users") == [("ok@example.com",)]
     assert list(_vendor(hs)) == [then["contact"]["id"]]
+
+
+# -- the Salesforce signup, as the README shows it ------------------------------------------
+
+
+@pytest.fixture
+def sfv(
+    vendors_proxy: ProxyProcess,
+    synced_url: str,
+    sf_sandbox: VendorSandbox,
+    stripe_sandbox: VendorSandbox,
+) -> Iterator[Vendors]:
+    yield from vendors(vendors_proxy, synced_url, sf_sandbox, stripe_sandbox)
+
+
+def test_salesforce_signup_one_pool_one_transaction(sfv: Vendors) -> None:
+    ok, bad, then = run_node(
+        "pg.mjs",
+        "salesforceSignups",
+        "ada@example.com",
+        "not-an-email",
+        "grace@example.com",
+        url=sfv.url,
+    )
+    held = {c["Email"]: c for c in sfv.sf.objects("Contact")}
+    assert set(held) == {"ada@example.com", "grace@example.com"}
+    assert ok["contact"]["id"] == held["ada@example.com"]["Id"]
+    assert ok["contact"]["name"] == "Ada Lovelace" and ok["contact"]["created_date"]
+    # The invalid email rolled the whole signup back, and the pooled connection is usable.
+    assert (bad["error"]["code"], bad["error"]["column"]) == ("23514", "email")
+    assert sfv.local("SELECT email FROM public.users ORDER BY id") == [
+        ("ada@example.com",),
+        ("grace@example.com",),
+    ]
+    assert held["grace@example.com"]["User_Id__c"] == str(then["user"]["id"])

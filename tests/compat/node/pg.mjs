@@ -43,6 +43,18 @@ const signUp = (p, email, firstName) => inTransaction(p, async (client) => {
   return { user, contact }
 })
 
+/** The same signup with a Salesforce contact (README: "Salesforce signup"). */
+const signUpSalesforce = (p, email, firstName, lastName) => inTransaction(p, async (client) => {
+  const { rows: [user] } = await client.query(
+    'INSERT INTO public.users (email, first_name, last_name) VALUES ($1, $2, $3) RETURNING id',
+    [email, firstName, lastName])
+  const { rows: [contact] } = await client.query(
+    `INSERT INTO salesforce.contact (first_name, last_name, email, user_id__c)
+     VALUES ($1, $2, $3, $4) RETURNING id, name, created_date`,
+    [firstName, lastName, email, String(user.id)])
+  return { user, contact }
+})
+
 await main({
   // Pool, concurrent parameterized queries, a named prepared statement, rowMode array.
   async pool() {
@@ -210,6 +222,17 @@ await main({
 
   // The guide's better pattern: one pool (the proxy), one transaction per signup, one
   // signup after another on the same pool (a failed one must leave its connection usable).
+  async salesforceSignups(...emails) {
+    return withPool(async (p) => {
+      const results = []
+      for (const email of emails) {
+        results.push(await signUpSalesforce(p, email, 'Ada', 'Lovelace')
+          .catch((err) => ({ error: pgError(err) })))
+      }
+      return results
+    })
+  },
+
   async signups(...emails) {
     return withPool(async (p) => {
       const results = []
