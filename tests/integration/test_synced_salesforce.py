@@ -5,7 +5,10 @@ test ends with the no-drift invariant (tests.vendors)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,8 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 
-from tests.support import ProxyProcess, VendorSandbox, run_proxy
+from tests.conftest import vendors_config
+from tests.support import REPO, ProxyProcess, VendorSandbox, free_port, run_proxy
 from tests.vendors import Vendors, vendors
 
 COLLECTIONS = "/composite/sobjects"
@@ -414,3 +418,68 @@ def test_a_create_whose_answer_is_lost_is_found_and_undone(sf: Vendors) -> None:
     sf.settle()
     assert contacts(sf) == []
     assert [c["Email"] for c in contacts(sf, deleted=True)] == ["lost@example.com"]
+
+
+# -- configuration checked at startup ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table_sql", "entry", "message"),
+    [
+        (
+            "CREATE TABLE sf_check.people (id text PRIMARY KEY, last_name text, "
+            "favourite_colour text)",
+            'object = "Contact"',
+            "column favourite_colour matches no field of the Salesforce object Contact",
+        ),
+        (
+            "CREATE TABLE sf_check.people (id text PRIMARY KEY, name text)",
+            "",
+            "this Salesforce org has no object named like 'people'",
+        ),
+        (
+            "CREATE TABLE sf_check.people (id text PRIMARY KEY, last_name text)",
+            'object = "Contact"\nupsert_keys = ["last_name"]',
+            "upsert key last_name is not an external id field of Contact",
+        ),
+    ],
+    ids=["unknown-column", "unknown-object", "upsert-key"],
+)
+def test_a_table_salesforce_cannot_hold_refuses_to_start(
+    sf: Vendors, synced_url: str, tmp_path: Path, table_sql: str, entry: str, message: str
+) -> None:
+    with psycopg.connect(synced_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS sf_check CASCADE")
+        conn.execute("CREATE SCHEMA sf_check")
+        conn.execute(table_sql)
+    try:
+        env = vendors_config(tmp_path, sf.sf, sf.stripe)
+        config = Path(env["WRITEPROXY_CONFIG"])
+        config.write_text(
+            config.read_text()
+            + f'\n[[synced_tables]]\ntable = "sf_check.people"\nconnector = "salesforce"\n{entry}\n'
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "proxy",
+                "serve",
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+                "--upstream",
+                synced_url,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, **env},
+            timeout=60,
+        )
+    finally:
+        with psycopg.connect(synced_url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA sf_check CASCADE")
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "sandbox-client-secret" not in done.stderr + done.stdout
