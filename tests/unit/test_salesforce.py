@@ -226,3 +226,28 @@ def test_soql_literals_cannot_escape_their_quotes() -> None:
     assert "CreatedDate >= 2026-12-01T03:04:05Z" in soql.select_created_since(
         "Contact", ["Id"], since
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "field_type", "sent"),
+    [
+        ("42", "int", 42),
+        (Decimal("42"), "int", 42),
+        (Decimal("4.5"), "int", Decimal("4.5")),  # Salesforce says what is wrong
+        ("12.50", "currency", Decimal("12.50")),
+        ("abc", "double", "abc"),
+        ("TRUE", "boolean", True),
+        ("f", "boolean", False),
+        ("maybe", "boolean", "maybe"),
+        (7, "string", "7"),
+        (Decimal("7.10"), "phone", "7.10"),
+        (True, "picklist", "true"),
+        ("x", None, "x"),
+        (None, "int", None),
+    ],
+)
+def test_values_are_sent_as_the_describe_types_them(
+    value: object, field_type: str | None, sent: object
+) -> None:
+    assert codec.as_field_type(value, field_type) == sent
+    assert type(codec.as_field_type(value, field_type)) is type(sent)

@@ -37,13 +37,47 @@ def encode_value(value: object) -> object:
     raise TypeError(f"cannot send a {type(value).__name__} value to Salesforce")
 
 
-def encode_fields(row: Mapping[str, object], *, clearing: bool) -> dict[str, object]:
+_NUMBERS = ("double", "currency", "percent")
+_TEXT = ("string", "textarea", "email", "phone", "url", "picklist", "reference", "id", "combobox")
+
+
+def as_field_type(value: object, field_type: str | None) -> object:
+    """A value as the describe says its field takes it (a text column holding "42" for
+    an int field is sent as 42; a number for a text field as its digits). A value
+    that does not convert is sent as it is, for Salesforce to reject by name."""
+    if value is None or field_type is None:
+        return value
+    try:
+        if field_type == "int" and isinstance(value, str | Decimal):
+            number = Decimal(value)
+            return int(number) if number == number.to_integral_value() else value
+        if field_type in _NUMBERS and isinstance(value, str):
+            return Decimal(value)
+        if field_type == "boolean" and isinstance(value, str):
+            lowered = value.strip().lower()
+            return {"true": True, "t": True, "false": False, "f": False}.get(lowered, value)
+    except ArithmeticError:  # decimal.InvalidOperation: not a number
+        return value
+    if field_type in _TEXT and isinstance(value, bool):
+        return "true" if value else "false"
+    if field_type in _TEXT and isinstance(value, int | Decimal):
+        return format(value, "f") if isinstance(value, Decimal) else str(value)
+    return value
+
+
+def encode_fields(
+    row: Mapping[str, object],
+    *,
+    clearing: bool,
+    types: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """``types``: field -> describe type, when known."""
     encoded: dict[str, object] = {}
     for name, value in row.items():
         if value is None and not clearing:
             continue
         try:
-            encoded[name] = encode_value(value)
+            encoded[name] = as_field_type(encode_value(value), (types or {}).get(name))
         except (TypeError, ValueError) as exc:
             raise ApiError(ErrorKind.UNSUPPORTED, str(exc), column=name) from None
     return encoded

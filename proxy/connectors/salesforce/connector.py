@@ -78,6 +78,11 @@ class SalesforceConnector:
             self._describes[object_name] = as_mapping((await self._get(path, object_name)).body)
         return self._describes[object_name]
 
+    async def _types(self, object_name: str) -> dict[str, str]:
+        """Field -> describe type (read once per object and worker)."""
+        fields = as_list((await self._describe(object_name)).get("fields"))
+        return {str(f["name"]): str(f.get("type")) for f in fields if "name" in f}
+
     async def _fields(self, object_name: str) -> list[str]:
         """Every field a query can select (compound address/location fields aside)."""
         fields = as_list((await self._describe(object_name)).get("fields"))
@@ -88,7 +93,11 @@ class SalesforceConnector:
     async def create(
         self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
     ) -> list[ApiObject]:
-        inputs = [{"properties": _encode(row, i, clearing=False)} for i, row in enumerate(rows)]
+        types = await self._types(object_type)
+        inputs = [
+            {"properties": _encode(row, i, clearing=False, types=types)}
+            for i, row in enumerate(rows)
+        ]
         done = await self._batches.write(Operation.CREATE, object_type, inputs, hooks)
         return await self._read_back(object_type, done)
 
@@ -99,8 +108,9 @@ class SalesforceConnector:
         *,
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
+        types = await self._types(object_type)
         inputs = [
-            {"id": str(object_id), "properties": _encode(row, i, clearing=True)}
+            {"id": str(object_id), "properties": _encode(row, i, clearing=True, types=types)}
             for i, (object_id, row) in enumerate(changes)
         ]
         done = await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
@@ -115,9 +125,10 @@ class SalesforceConnector:
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
         """Create-or-update by an external-id field (``ON CONFLICT (ext_id__c)``)."""
+        types = await self._types(object_type)
         inputs = []
         for i, row in enumerate(rows):
-            fields = _encode(row, i, clearing=True)
+            fields = _encode(row, i, clearing=True, types=types)
             key = fields.get(id_property)
             if key in (None, ""):
                 raise ApiError(
@@ -324,9 +335,9 @@ class SalesforceConnector:
         return _collection_outcome(call, reply)
 
 
-def _encode(row: Row, index: int, *, clearing: bool) -> dict[str, object]:
+def _encode(row: Row, index: int, *, clearing: bool, types: Mapping[str, str]) -> dict[str, object]:
     try:
-        return encode_fields(row, clearing=clearing)
+        return encode_fields(row, clearing=clearing, types=types)
     except ApiError as exc:
         raise exc.for_row(index) from None
 
