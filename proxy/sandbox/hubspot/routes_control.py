@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..common.faults import FaultSpec
+from ..common.control import control_routes
 from .config import Switches
 from .errors import bad_request
 from .model import render
-from .web import query_flag, read_json, sandbox
+from .web import query_flag, sandbox
 
 
 async def dump_objects(request: Request) -> Response:
@@ -42,65 +41,8 @@ async def dump_associations(request: Request) -> Response:
     )
 
 
-async def list_requests(request: Request) -> Response:
-    entries = sandbox(request).log.entries(
-        request.query_params.get("method"), request.query_params.get("path_regex")
-    )
-    return JSONResponse({"results": entries})
-
-
-async def clear_requests(request: Request) -> Response:
-    sandbox(request).log.clear()
-    return Response(status_code=204)
-
-
-async def reset(request: Request) -> Response:
-    sandbox(request).reset()
-    return Response(status_code=204)
-
-
-async def get_config(request: Request) -> Response:
-    return JSONResponse(sandbox(request).switches.model_dump())
-
-
-async def set_config(request: Request) -> Response:
-    """Partial update: only the switches named in the body change."""
-    state = sandbox(request)
-    changes = await read_json(request)
-    try:
-        switches = Switches.model_validate(state.switches.model_dump() | changes)
-    except ValidationError as exc:
-        raise bad_request(f"Invalid sandbox config: {exc.errors(include_url=False)}") from None
-    state.set_switches(switches)
-    return JSONResponse(switches.model_dump())
-
-
-async def add_fault(request: Request) -> Response:
-    try:
-        spec = FaultSpec.model_validate(await read_json(request))
-    except ValidationError as exc:
-        raise bad_request(f"Invalid fault: {exc.errors(include_url=False)}") from None
-    return JSONResponse(sandbox(request).faults.add(spec).to_json(), status_code=201)
-
-
-async def list_faults(request: Request) -> Response:
-    return JSONResponse({"results": [f.to_json() for f in sandbox(request).faults.armed()]})
-
-
-async def clear_faults(request: Request) -> Response:
-    sandbox(request).faults.clear()
-    return Response(status_code=204)
-
-
 routes = [
     Route("/_sandbox/objects/{type}", dump_objects, methods=["GET"]),
     Route("/_sandbox/associations", dump_associations, methods=["GET"]),
-    Route("/_sandbox/requests", list_requests, methods=["GET"]),
-    Route("/_sandbox/requests", clear_requests, methods=["DELETE"]),
-    Route("/_sandbox/reset", reset, methods=["POST"]),
-    Route("/_sandbox/config", get_config, methods=["GET"]),
-    Route("/_sandbox/config", set_config, methods=["POST"]),
-    Route("/_sandbox/faults", add_fault, methods=["POST"]),
-    Route("/_sandbox/faults", list_faults, methods=["GET"]),
-    Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
+    *control_routes(sandbox, Switches, bad_request),
 ]

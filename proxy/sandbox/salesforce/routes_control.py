@@ -4,12 +4,11 @@ for tests and demos; no auth. Same shapes as the other vendor sandboxes
 
 from __future__ import annotations
 
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..common.faults import FaultSpec
+from ..common.control import control_routes
 from .config import Switches
 from .errors import fail
 from .store import render
@@ -27,58 +26,6 @@ async def dump_objects(request: Request) -> Response:
     return json_response({"results": [render(r, schema, VERSIONS[-1]) for r in records]})
 
 
-async def list_requests(request: Request) -> Response:
-    entries = sandbox(request).log.entries(
-        request.query_params.get("method"), request.query_params.get("path_regex")
-    )
-    return json_response({"results": entries})
-
-
-async def clear_requests(request: Request) -> Response:
-    sandbox(request).log.clear()
-    return Response(status_code=204)
-
-
-async def reset(request: Request) -> Response:
-    sandbox(request).reset()
-    return Response(status_code=204)
-
-
-async def get_config(request: Request) -> Response:
-    return json_response(sandbox(request).switches.model_dump())
-
-
-async def set_config(request: Request) -> Response:
-    """Partial update: only the switches named in the body change."""
-    state = sandbox(request)
-    changes = await read_json(request)
-    if not isinstance(changes, dict):
-        raise _bad("Invalid sandbox config: expected an object")
-    try:
-        switches = Switches.model_validate(state.switches.model_dump() | changes)
-    except ValidationError as exc:
-        raise _bad(f"Invalid sandbox config: {exc.errors(include_url=False)}") from None
-    state.set_switches(switches)
-    return json_response(switches.model_dump())
-
-
-async def add_fault(request: Request) -> Response:
-    try:
-        spec = FaultSpec.model_validate(await read_json(request))
-    except ValidationError as exc:
-        raise _bad(f"Invalid fault: {exc.errors(include_url=False)}") from None
-    return json_response(sandbox(request).faults.add(spec).to_json(), 201)
-
-
-async def list_faults(request: Request) -> Response:
-    return json_response({"results": [f.to_json() for f in sandbox(request).faults.armed()]})
-
-
-async def clear_faults(request: Request) -> Response:
-    sandbox(request).faults.clear()
-    return Response(status_code=204)
-
-
 async def expire_tokens(request: Request) -> Response:
     """Ends every issued session; `{"static": true}` also refuses the static tokens
     until reset. Clients' next calls get INVALID_SESSION_ID."""
@@ -91,13 +38,6 @@ async def expire_tokens(request: Request) -> Response:
 
 routes = [
     Route("/_sandbox/objects/{type}", dump_objects, methods=["GET"]),
-    Route("/_sandbox/requests", list_requests, methods=["GET"]),
-    Route("/_sandbox/requests", clear_requests, methods=["DELETE"]),
-    Route("/_sandbox/reset", reset, methods=["POST"]),
-    Route("/_sandbox/config", get_config, methods=["GET"]),
-    Route("/_sandbox/config", set_config, methods=["POST"]),
-    Route("/_sandbox/faults", add_fault, methods=["POST"]),
-    Route("/_sandbox/faults", list_faults, methods=["GET"]),
-    Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
     Route("/_sandbox/expire_tokens", expire_tokens, methods=["POST"]),
+    *control_routes(sandbox, Switches, _bad),
 ]
