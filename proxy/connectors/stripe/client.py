@@ -39,8 +39,12 @@ class StripeClient(VendorHttp):
         self, response: httpx.Response, body: object, error: ApiError, idempotent: bool
     ) -> Exception:
         should = response.headers.get("stripe-should-retry")
-        if should == "true":
+        if should == "true" and response.status_code < 500:
             return Retryable(error, retry_after(response.headers))
+        # A 5xx (Stripe sends "true" with its api_error) may have been applied: the
+        # shared rule retries it under the same Idempotency-Key but marks it not
+        # retry-safe, so retries that run out leave an unknown outcome for the journal
+        # to resolve, never "nothing was applied".
         if should == "false" and response.status_code < 500:
             return error
         return super().classify(response, body, error, idempotent)

@@ -15,6 +15,7 @@ it (``active=false``), the closest Stripe allows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import quote
 
@@ -71,28 +72,36 @@ class StripeConnector:
         *,
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
-        inputs = []
-        for i, (object_id, row) in enumerate(changes):
-            fields = _encode(row, i, clearing=True)
-            await self._unset_removed_keys(object_type, str(object_id), fields)
-            inputs.append({"id": str(object_id), "properties": fields})
+        inputs = [
+            {"id": str(object_id), "properties": _encode(row, i, clearing=True)}
+            for i, (object_id, row) in enumerate(changes)
+        ]
         return await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
 
-    async def _unset_removed_keys(
-        self, object_type: str, object_id: str, fields: dict[str, object]
-    ) -> None:
+    async def _with_removed_keys(
+        self, object_type: str, object_id: str, fields: Mapping[str, object]
+    ) -> Mapping[str, object]:
+        """The update's parameters with each key a merged field (metadata) holds but
+        the new value lacks sent as ``""``. Only the wire gets these markers: the
+        journaled input keeps the value the field is to hold, which is what Stripe then
+        holds and what an undo compares against."""
         merged = [f for f in stripe_object(object_type).merged if isinstance(fields.get(f), dict)]
         if not merged:
-            return
-        current = await self.get(object_type, object_id)
+            return fields
+        try:
+            current = await self.get(object_type, object_id)
+        except ApiError as exc:
+            raise replace(exc, retry_safe=True) from None  # a read: nothing was applied
         if current is None:
-            return  # the update itself will say the object is missing
+            return fields  # the update itself will say the object is missing
+        params = dict(fields)
         for name in merged:
             held = current.properties.get(name)
             wanted = fields[name]
             assert isinstance(wanted, dict)
             if isinstance(held, Mapping):
-                fields[name] = {**{k: "" for k in held if k not in wanted}, **wanted}
+                params[name] = {**{k: "" for k in held if k not in wanted}, **wanted}
+        return params
 
     async def upsert(
         self,
@@ -166,11 +175,30 @@ class StripeConnector:
     async def find_created(
         self, call: VendorCall, since: datetime, *, unique_property: str | None = None
     ) -> list[ApiObject | None]:
+        """Stripe enforces no unique field (two customers may share an email), so each
+        input is matched against the objects created since the call. Both sides are
+        compared as form leaves (``address[city]``): Stripe answers a nested object
+        with every key (``address[line2]: null``), and an input sent only some."""
         if call.operation is not Operation.CREATE:
             raise ValueError(f"find_created: {call.operation} calls create nothing")
-        return await find_created(
-            call, since, unique_property, connector=self, list_created=self._created_since
+        listed: dict[str, ApiObject] = {}
+
+        async def created_leaves(
+            object_type: str, start: datetime, properties: Sequence[str]
+        ) -> list[ApiObject]:
+            objects = await self._created_since(object_type, start, properties)
+            listed.update((o.id, o) for o in objects)
+            return [_leaves(o) for o in objects]
+
+        flat = replace(
+            call,
+            inputs=tuple(
+                {**item, "properties": dict(form(as_mapping(item.get("properties"))))}
+                for item in call.inputs
+            ),
         )
+        found = await find_created(flat, since, None, connector=self, list_created=created_leaves)
+        return [None if o is None else listed.get(o.id, o) for o in found]
 
     async def _created_since(
         self, object_type: str, start: datetime, properties: Sequence[str]
@@ -211,7 +239,9 @@ class StripeConnector:
                 reply = await send("POST", resource, fields)
                 return CallOutcome(results=(_to_object(as_mapping(reply.body)),))
             case Operation.UPDATE:
-                reply = await send("POST", f"{resource}/{quote(str(item['id']), safe='')}", fields)
+                object_id = str(item["id"])
+                params = await self._with_removed_keys(call.object_type, object_id, fields)
+                reply = await send("POST", f"{resource}/{quote(object_id, safe='')}", params)
                 return CallOutcome(results=(_to_object(as_mapping(reply.body)),))
             case Operation.ARCHIVE:
                 path = f"{resource}/{quote(str(item['id']), safe='')}"
@@ -232,6 +262,11 @@ def _encode(row: Row, index: int, *, clearing: bool) -> dict[str, object]:
         return encode_fields(row, clearing=clearing)
     except ApiError as exc:
         raise exc.for_row(index) from None
+
+
+def _leaves(obj: ApiObject) -> ApiObject:
+    """The object with its fields as the form leaves a create would send for them."""
+    return replace(obj, properties=dict(form(encode_fields(obj.properties, clearing=False))))
 
 
 def _to_object(raw: Mapping[str, object]) -> ApiObject:
