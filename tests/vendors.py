@@ -132,8 +132,9 @@ def assert_no_drift(direct_url: str, sf: VendorSandbox, stripe: VendorSandbox) -
             remote = {
                 str(o["id"]): {c: norm(o.get(c)) for c in names} for o in stripe.objects(resource)
             }
-            if table == "price":
-                # Stripe cannot delete a price: one whose creation was undone is archived.
+            if table in ("price", "product"):
+                # Stripe cannot delete a price, nor a product prices use: one whose
+                # creation was undone, or that was deleted, is archived (active=false).
                 stray = {i: v for i, v in remote.items() if i not in local}
                 assert all(v["active"] == "false" for v in stray.values()), stray
                 remote = {i: v for i, v in remote.items() if i in local}

@@ -14,6 +14,7 @@ object the vendor already had) cannot be restored: it is named as ``Unrestorable
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -231,15 +232,29 @@ def values_match(held: object, wanted: object) -> bool:
 
 
 def _text(value: object) -> str | None:
-    if value is None or value == "":
-        return None
+    if value is None or value == "" or value == {}:
+        return None  # Stripe: metadata {} is no metadata, as "" is no value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Mapping):  # a JSON object: by content, whatever its key order
+        return json.dumps(_canonical(value), sort_keys=True)
     if isinstance(value, list | tuple):
         return ";".join(str(_text(v) or "") for v in value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+def _canonical(value: object) -> object:
+    """A JSON value with numbers by value (1.50 == 1.5) and objects by content."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        number = Decimal(str(value))
+        return str(number.normalize()) if number.is_finite() else str(number)
+    return value
 
 
 def _number(text: str) -> Decimal | None:

@@ -617,3 +617,44 @@ object = "customer"
     finally:
         with psycopg.connect(v.direct_url, autocommit=True) as conn:
             conn.execute("DROP SCHEMA stripe_extra CASCADE")
+
+
+def test_rolled_back_metadata_update_is_undone_whatever_the_key_order(v: Vendors) -> None:
+    """jsonb orders keys by length, Stripe by insertion: the undo compares by content."""
+    ident = seed_customer(v, metadata={"zz": "0"})
+    with psycopg.connect(v.url) as conn:
+        conn.execute(
+            "UPDATE stripe.customer SET metadata = %s WHERE id = %s",
+            (Jsonb({"zz": "1", "a": "2"}), ident),
+        )
+        conn.rollback()
+    v.settle()
+    [obj] = customers(v)
+    assert obj["metadata"] == {"zz": "0"}
+
+
+def test_rolled_back_product_with_a_price_settles_archived(v: Vendors) -> None:
+    """Stripe refuses to delete a product that has prices: the undo archives both."""
+    with psycopg.connect(v.url) as conn:
+        [product] = conn.execute(  # type: ignore[misc]
+            "INSERT INTO stripe.product (name) VALUES ('Gold') RETURNING id"
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO stripe.price (product, currency, unit_amount) VALUES (%s, 'usd', 100)",
+            (product,),
+        )
+        conn.rollback()
+    v.settle()
+    [held] = v.stripe.objects("products")
+    assert (held["id"], held["active"]) == (product, False)
+    assert [p["active"] for p in v.stripe.objects("prices")] == [False]
+
+
+def test_delete_of_a_product_with_prices_archives_it(v: Vendors) -> None:
+    product = seed_product(v)
+    price = seed_price(v, product)
+    with psycopg.connect(v.url, autocommit=True) as conn:
+        assert conn.execute("DELETE FROM stripe.product WHERE id = %s", (product,)).rowcount == 1
+    [held] = v.stripe.objects("products")
+    assert held["active"] is False  # archived, as Stripe's dashboard does
+    assert [p["id"] for p in v.stripe.objects("prices")] == [price]

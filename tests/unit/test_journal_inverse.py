@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -14,6 +15,7 @@ from proxy.journal.inverse import (
     RestoreProperties,
     Unrestorable,
     inverse,
+    values_equal,
     values_match,
 )
 from proxy.journal.model import UNKNOWN, EntryState, Result
@@ -191,3 +193,12 @@ def test_values_match_allows_for_vendor_normalisation(held: object, wanted: obje
 )
 def test_values_match_tells_different_values_apart(held: object, wanted: object) -> None:
     assert not values_match(held, wanted)
+
+
+def test_json_objects_compare_by_content_not_key_order() -> None:
+    """Stripe's metadata comes back in Stripe's key order, the journal holds jsonb's."""
+    assert values_equal({"zz": "1", "a": "2"}, {"a": "2", "zz": "1"})
+    assert values_equal({"n": Decimal("1.50")}, {"n": 1.5})
+    assert values_equal({}, None)
+    assert not values_equal({"a": "2"}, {"a": "2", "zz": "1"})
+    assert not values_match({"a": "1"}, {"a": "2"})

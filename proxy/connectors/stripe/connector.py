@@ -9,7 +9,8 @@ a 5xx, or a lost answer — can never make two customers.
 Stripe merges ``metadata`` on update, so an update that removes keys first reads the
 object and sends each removed key as ``""``. Prices cannot be deleted: a DELETE is
 refused before any call (see ``objects``), and undoing a price's creation archives
-it (``active=false``), the closest Stripe allows.
+it (``active=false``), the closest Stripe allows; so is a product Stripe refuses to
+delete because prices use it.
 """
 
 from __future__ import annotations
@@ -245,14 +246,21 @@ class StripeConnector:
                 return CallOutcome(results=(_to_object(as_mapping(reply.body)),))
             case Operation.ARCHIVE:
                 path = f"{resource}/{quote(str(item['id']), safe='')}"
+                spec = stripe_object(call.object_type)
                 try:
-                    if stripe_object(call.object_type).delete_hint is not None:
+                    if spec.delete_hint is not None:
                         await send("POST", path, {"active": "false"})  # e.g. a price
                     else:
                         await send("DELETE", path, None)
                 except ApiError as exc:
-                    if exc.kind is not ErrorKind.NOT_FOUND:
+                    if exc.kind is ErrorKind.NOT_FOUND:
+                        return CallOutcome()
+                    if exc.kind is not ErrorKind.INVALID_VALUE or "active" not in spec.updatable:
                         raise
+                    # Stripe refuses to delete a product that has prices: archive it,
+                    # as Stripe's own dashboard does (under its own idempotency key).
+                    key["Idempotency-Key"] = call.trace_id(0) + ":archive"
+                    await send("POST", path, {"active": "false"})
                 return CallOutcome()
         raise ApiError(ErrorKind.UNSUPPORTED, f"Stripe cannot {call.operation} objects")
 
