@@ -55,7 +55,8 @@ class Outcome(StrEnum):
     COMPENSATED = "compensated"
     CONFLICT = "conflict"
     RETRYING = "retrying"  # compensation failed; due again after a backoff
-    BUSY = "busy"  # someone else holds it, or it is no longer open
+    BUSY = "busy"  # someone else holds it
+    SETTLED = "settled"  # no longer open (e.g. the vendor rejected the call): nothing to do
     LOST = "lost"  # our lease expired before we could record the result
 
 
@@ -109,11 +110,15 @@ class Resolver:
 
     async def resolve(self, ids: Iterable[int]) -> Report:
         """Resolve these entries now (the live path). Entries held by someone else
-        are reported BUSY; those whose transaction is in progress, WAITING (the
-        recovery loop looks again)."""
+        are reported BUSY; those already closed (a call the vendor rejected) SETTLED;
+        those whose transaction is in progress, WAITING (the recovery loop looks
+        again)."""
         wanted = list(dict.fromkeys(ids))
         report = Report({i: Outcome.BUSY for i in wanted})
         entries = await self._journal.claim_ids(wanted, self._owner, self._lease_s)
+        claimed = {entry.id for entry in entries}
+        for entry_id in await self._journal.closed(i for i in wanted if i not in claimed):
+            report.outcomes[entry_id] = Outcome.SETTLED
         await self._resolve_claimed(entries, report)
         return report
 

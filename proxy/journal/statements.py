@@ -83,6 +83,9 @@ class _Statements:
                 FOR UPDATE SKIP LOCKED)
             UPDATE {j} AS j SET {lease} FROM due WHERE j.id = due.id
             RETURNING j.*"""
+        self.closed_ids = f"""
+            SELECT id FROM {j}
+            WHERE id = ANY($1::bigint[]) AND NOT (state = ANY({open_states}))"""
         self.release = f"""
             UPDATE {j} SET claimed_by = NULL, claimed_until = NULL,
                 next_attempt_at = now() + make_interval(secs => $3)

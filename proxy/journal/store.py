@@ -252,6 +252,13 @@ class Journal:
         rows = await self.pool.fetch(sql, which, owner or self.owner, lease)
         return sorted((_entry(row) for row in rows), key=lambda e: e.id)
 
+    async def closed(self, ids: Iterable[int]) -> set[int]:
+        """Those of these entries already in a terminal state (nothing left to do)."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        return {int(row["id"]) for row in await self.pool.fetch(self._sql.closed_ids, wanted)}
+
     async def release(
         self, ids: Iterable[int], owner: str | None = None, retry_in: float = 0.0
     ) -> int:

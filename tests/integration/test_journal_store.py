@@ -219,6 +219,13 @@ async def test_a_late_answer_reopens_a_settled_entry(journal: Journal) -> None:
     assert await journal.record_outcome(other, S.UNKNOWN, [UNKNOWN]) is S.COMPENSATED
 
 
+async def test_closed_names_the_entries_in_a_terminal_state(journal: Journal) -> None:
+    open_one, rejected = await intent(journal), await intent(journal)
+    assert await journal.record_outcome(rejected, S.FAILED, []) is S.FAILED
+    assert await journal.closed([open_one, rejected, 424242]) == {rejected}
+    assert await journal.closed([]) == set()
+
+
 async def test_mark_rolled_back(journal: Journal) -> None:
     first, second = await intent(journal), await intent(journal)
     assert await journal.mark_rolled_back([first]) == 1

@@ -52,6 +52,9 @@ class FakeJournal:
     ) -> list[Entry]:
         return [e for e in self._free() if e.id in set(ids)]
 
+    async def closed(self, ids: Iterable[int]) -> set[int]:
+        return {i for i in ids if i in self.entries and self.entries[i].state not in OPEN_STATES}
+
     def _free(self) -> list[Entry]:
         return [
             e for e in self.entries.values() if e.state in OPEN_STATES and e.id not in self.held
@@ -398,6 +401,16 @@ async def test_entries_held_elsewhere_are_busy() -> None:
     journal.held.add(entry.id)
     report = await resolver(journal, vendor).resolve([entry.id, 999])
     assert report.outcomes == {entry.id: Outcome.BUSY, 999: Outcome.BUSY}
+    assert vendor.log == []
+
+
+async def test_entries_already_closed_are_settled_at_once() -> None:
+    """A call the vendor rejected (failed) leaves nothing to undo: the live path must
+    not wait for it as if someone else held it."""
+    rejected = make_entry(Op.CREATE, S.FAILED, xid=7)
+    journal, vendor = FakeJournal(rejected, verdicts={7: A}), FakeVendor()
+    report = await resolver(journal, vendor).resolve([rejected.id])
+    assert report.outcomes == {rejected.id: Outcome.SETTLED}
     assert vendor.log == []
 
 
