@@ -38,6 +38,11 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request's URL at INFO, and vendor URLs carry row values (an
+    # external id, a SOQL query): they are logged only at DEBUG.
+    debug = logging.getLevelName(level) == logging.DEBUG
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

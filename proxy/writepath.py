@@ -23,7 +23,7 @@ from proxy.journal import Journal, RecoveryLoop, Resolver
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.journaling import LiveJournal, Spawn
 from proxy.writes.router import WriteRouter
-from proxy.writes.tables import SyncedTables
+from proxy.writes.tables import SyncedTables, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,15 @@ class WritePath:
             lease_s=settings.journal_lease_seconds,
             connect_timeout=settings.connect_timeout,
         )
-        self.resolver = Resolver(self.journal, self._connectors)
+        self.resolver = Resolver(
+            self.journal,
+            self._connectors,
+            synced={
+                (t.connector, t.object_type): (t.qualified, quote_ident(t.id_column))
+                for t in tables.tables.values()
+                if t.ends is None
+            },
+        )
         self.router = WriteRouter(
             tables,
             WriteExecutor(

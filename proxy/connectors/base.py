@@ -19,7 +19,7 @@ Compensation when a multi-row call fails part-way (the first failure is raised, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -270,13 +270,20 @@ class Connector(Protocol):
         ...
 
     async def find_created(
-        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+        self,
+        call: VendorCall,
+        since: datetime,
+        *,
+        unique_property: str | None = None,
+        known: Callable[[Sequence[str]], Awaitable[set[str]]] | None = None,
     ) -> list[ApiObject | None]:
         """Per input of a create/upsert call whose answer was lost: the object the
         vendor holds for it, or None. ``since`` is when the call was journaled;
         ``unique_property`` a property the caller knows to be unique for the object
-        type (else the connector's own knowledge). Upserts' objects say in ``created``
-        whether they were created at/after ``since``. Never creates anything."""
+        type (else the connector's own knowledge); ``known`` tells which object ids
+        are certainly not the call's (the synced table's, other entries'). Upserts'
+        objects say in ``created`` whether they were created at/after ``since``.
+        Never creates anything."""
         ...
 
     async def aclose(self) -> None: ...

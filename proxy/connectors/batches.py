@@ -54,8 +54,9 @@ class BatchDriver:
         ):
             outcome = await self.send(call, hooks)
             failure, index = first_failure(call, outcome)
-            if failure is not None:
-                raise failure.for_row(index, applied=archived)
+            if failure is not None:  # a vendor that archives record by record says which
+                done_here = [r.id for r in outcome.results if isinstance(r, ApiObject)]
+                raise failure.for_row(index, applied=archived + done_here)
             archived += [str(item["id"]) for item in call.inputs]
 
     async def send(self, call: VendorCall, hooks: CallHooks) -> CallOutcome:

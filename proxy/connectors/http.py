@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from proxy.backend.params import dumps_exact
+from proxy.backend.params import dumps_exact, loads_exact
 
 from .base import ApiError, ErrorKind
 from .ratelimit import RollingWindowLimiter
@@ -202,7 +202,11 @@ class VendorHttp:
                     ErrorKind.UNAVAILABLE, f"{self.vendor} unreachable: {exc!r}", retry_safe=True
                 )
             ) from None
-        except httpx.TransportError as exc:
+        except httpx.InvalidURL as exc:  # e.g. too long: refused before anything was sent
+            raise ApiError(
+                ErrorKind.UNSUPPORTED, f"request to {self.vendor} not sent: {exc}", retry_safe=True
+            ) from None
+        except httpx.HTTPError as exc:  # sent, answer lost or unreadable
             lost = ApiError(ErrorKind.OUTCOME_UNKNOWN, f"no answer from {self.vendor}: {exc!r}")
             raise maybe_applied(lost, idempotent) from None
         cid = response.headers.get(self.request_id_header)
@@ -223,11 +227,13 @@ def maybe_applied(error: ApiError, idempotent: bool) -> Exception:
 
 
 def json_body(response: httpx.Response) -> object:
+    """The JSON answer, its numbers exact (Decimals, not floats: a Salesforce currency
+    of 18 digits must reach the local row unrounded)."""
     if not response.content:
         return {}
     try:
-        body: object = response.json()
-    except ValueError:
+        body: object = loads_exact(response.content.decode(response.encoding or "utf-8"))
+    except (ValueError, UnicodeDecodeError):
         return {"message": response.text[:500]}
     return body if isinstance(body, Mapping | list) else {"message": str(body)[:500]}
 

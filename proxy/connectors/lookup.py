@@ -23,6 +23,13 @@ from .base import ApiObject, Connector, Operation, VendorCall
 CLOCK_MARGIN = timedelta(seconds=30)
 #: Live objects of a type created at/after a time, with these properties.
 ListCreated = Callable[[str, datetime, Sequence[str]], Awaitable[list[ApiObject]]]
+#: Of these object ids, those known not to be the call's: held by the synced table, or
+#: recorded as created by another journal entry (given by the journal's resolver).
+KnownIds = Callable[[Sequence[str]], Awaitable[set[str]]]
+
+
+async def _no_known(ids: Sequence[str]) -> set[str]:
+    return set()
 
 
 async def find_created(
@@ -33,6 +40,7 @@ async def find_created(
     connector: Connector,
     list_created: ListCreated,
     unique_properties: Mapping[str, str] | None = None,
+    known: KnownIds | None = None,
 ) -> list[ApiObject | None]:
     """What the vendor holds for each input of a create/upsert whose answer was lost.
 
@@ -42,8 +50,11 @@ async def find_created(
     created since the call (an older one made the create fail as a duplicate).
     Other inputs are matched against the objects created since the call, listed
     page by page: an object whose properties equal everything the input sent,
-    each object matched at most once. Only reads."""
+    each object matched at most once — never one ``known`` to be another's, and
+    those created after the call before those only within the clock margin (newest
+    first there: an older look-alike is more likely someone else's). Only reads."""
     start = since - CLOCK_MARGIN
+    known = known or _no_known
     found: list[ApiObject | None] = [None] * len(call.inputs)
     unmatched: list[int] = []
     for index, item in enumerate(call.inputs):
@@ -61,11 +72,19 @@ async def find_created(
             continue
         if call.operation is Operation.UPSERT:
             found[index] = replace(obj, created=_created_since(obj, since))
-        elif _created_since(obj, start) and _holds(obj, sent):
+        elif obj.id in await known([obj.id]):
+            continue  # another's (the create failed as its duplicate)
+        elif _created_since(obj, since) or (_created_since(obj, start) and _holds(obj, sent)):
+            # By its unique value and made after the call: ours, even if the vendor
+            # normalised what it holds (a currency rounded to its scale).
             found[index] = obj
     if unmatched:
         wanted = sorted({name for i in unmatched for name in _sent(call.inputs[i])})
-        candidates = await list_created(call.object_type, start, wanted)
+        listed = await list_created(call.object_type, start, wanted)
+        others = await known([o.id for o in listed])
+        fresh = [o for o in listed if o.id not in others and _created_since(o, since)]
+        margin = [o for o in listed if o.id not in others and not _created_since(o, since)]
+        candidates = fresh + margin[::-1]
         taken: set[str] = set()
         for index in unmatched:
             sent = _sent(call.inputs[index])

@@ -88,12 +88,15 @@ class Resolver:
         backoff_cap_s: float = 300.0,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        synced: Mapping[tuple[str, str], tuple[str, str]] | None = None,
     ) -> None:
         """``settle_s``: how old an unanswered entry must be before it is looked up
         (a lost request may still land); ``wait_s``: when to look again at an entry
-        whose transaction is in progress."""
+        whose transaction is in progress; ``synced``: (connector, object type) ->
+        (synced table, id column), whose ids a lookup never claims."""
         self._journal = journal
         self._connectors = connectors
+        self._synced = dict(synced or {})
         self._owner = owner or journal.owner
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
@@ -260,8 +263,13 @@ class Resolver:
             tuple(entry.inputs[i] for i in indexes),
             call_id=entry.call_id,
         )
+        table = self._synced.get((entry.connector, entry.object_type))
+
+        async def known(ids: Sequence[str]) -> set[str]:
+            return await self._journal.known_ids(entry, ids, table)
+
         found = await connector.find_created(
-            call, entry.created_at, unique_property=entry.lookup_property
+            call, entry.created_at, unique_property=entry.lookup_property, known=known
         )
         results: list[Result | None] = (
             list(entry.results) if entry.results is not None else [UNKNOWN] * len(entry.inputs)

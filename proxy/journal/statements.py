@@ -83,6 +83,12 @@ class _Statements:
                 FOR UPDATE SKIP LOCKED)
             UPDATE {j} AS j SET {lease} FROM due WHERE j.id = due.id
             RETURNING j.*"""
+        self.known_ids = f"""
+            SELECT DISTINCT r->>'id' FROM {j} AS j,
+                LATERAL jsonb_array_elements(
+                    CASE WHEN jsonb_typeof(j.results) = 'array' THEN j.results END) AS r
+            WHERE j.connector = $1 AND j.object_type = $2 AND j.id <> $3
+              AND jsonb_typeof(r) = 'object' AND r->>'id' = ANY($4::text[])"""
         self.closed_ids = f"""
             SELECT id FROM {j}
             WHERE id = ANY($1::bigint[]) AND NOT (state = ANY({open_states}))"""

@@ -252,6 +252,29 @@ class Journal:
         rows = await self.pool.fetch(sql, which, owner or self.owner, lease)
         return sorted((_entry(row) for row in rows), key=lambda e: e.id)
 
+    async def known_ids(
+        self, entry: Entry, ids: Sequence[str], table: tuple[str, str] | None
+    ) -> set[str]:
+        """Of these vendor ids, those that are not ``entry``'s to claim: recorded by
+        another entry of the same object type, or held by the synced ``table``
+        (qualified name, id column, both quoted) — a lost create never reached it."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        rows = await self.pool.fetch(
+            self._sql.known_ids, entry.connector, entry.object_type, entry.id, wanted
+        )
+        known = {str(row[0]) for row in rows}
+        if table is not None:
+            qualified, id_column = table
+            rows = await self.pool.fetch(
+                f"SELECT {id_column}::text FROM {qualified} "
+                f"WHERE {id_column}::text = ANY($1::text[])",
+                wanted,
+            )
+            known |= {str(row[0]) for row in rows}
+        return known
+
     async def closed(self, ids: Iterable[int]) -> set[int]:
         """Those of these entries already in a terminal state (nothing left to do)."""
         wanted = list(ids)

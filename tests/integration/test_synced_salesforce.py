@@ -43,14 +43,19 @@ def contacts(v: Vendors, deleted: bool = False) -> list[dict[str, Any]]:
 def writes(v: Vendors) -> list[tuple[str, str]]:
     """The (method, path) of every write request Salesforce received, but those it
     refused for an expired session (each test's sandbox reset expires the proxy's
-    access token: the proxy refreshes it and sends the request again)."""
+    access token: the proxy refreshes it and sends the request again) and reads
+    (a retrieve is a POST to composite/sobjects/{Type})."""
     return [
         (str(r["method"]), str(r["path"]))
         for r in v.sf.vendor_requests()
         if r["method"] in ("POST", "PATCH", "DELETE")
         and "oauth2" not in str(r["path"])
         and r["status"] != 401
+        and not (r["method"] == "POST" and RETRIEVE.search(str(r["path"])))
     ]
+
+
+RETRIEVE = re.compile(r"/composite/sobjects/\w+$")
 
 
 def clear_log(v: Vendors) -> None:
@@ -269,6 +274,8 @@ def test_450_rows_take_3_collection_calls_and_are_all_there(sf: Vendors) -> None
         ids = [row[0] for row in cursor.fetchall()]
     assert len(set(ids)) == 450
     assert writes(sf) == [("POST", f"/services/data/v61.0{COLLECTIONS}")] * 3
+    reads = [r for r in sf.sf.vendor_requests() if RETRIEVE.search(str(r["path"]))]
+    assert len(reads) == 1  # the records read back: one retrieve of 450 ids
     assert len(contacts(sf)) == 450
 
 
@@ -351,8 +358,8 @@ def test_on_conflict_on_the_external_id_is_an_upsert(sf: Vendors) -> None:
     assert first is not None and second is not None
     assert first[0] == second[0] and second[1] == "Two"
     assert [(c["Id"], c["FirstName"]) for c in contacts(sf)] == [(first[0], "Two")]
-    paths = [p for _, p in writes(sf)]
-    assert paths[0] == "/services/data/v61.0/sobjects/Contact/User_Id__c/ext-1"
+    # The external id travels in the body, never in the URL's path.
+    assert writes(sf)[0] == ("PATCH", f"/services/data/v61.0{COLLECTIONS}/Contact/User_Id__c")
 
 
 def test_the_external_id_known_only_to_salesforce_is_updated_not_duplicated(
@@ -483,3 +490,140 @@ def test_a_table_salesforce_cannot_hold_refuses_to_start(
     assert message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert "sandbox-client-secret" not in done.stderr + done.stdout
+
+
+# -- found by an adversarial review --------------------------------------------------------
+
+TOKEN = {"Authorization": "Bearer sandbox-sf-token"}
+
+
+def test_a_lost_create_never_claims_an_older_look_alike(sf: Vendors) -> None:
+    """Two identical contacts created when an identical one already exists: the undo
+    of the lost call deletes the two it made, not the committed one."""
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        [twin] = conn.execute(
+            "INSERT INTO salesforce.contact (last_name, first_name) VALUES ('Twin', 'Same') "
+            "RETURNING id"
+        ).fetchone()  # type: ignore[misc]
+    sf.sf.fault(
+        match={"method": "POST", "path_regex": "/composite/sobjects$"}, delay_ms=3000, apply=True
+    )
+    with (
+        psycopg.connect(sf.url, autocommit=True) as conn,
+        pytest.raises(psycopg.Error) as caught,
+    ):
+        conn.execute(
+            "INSERT INTO salesforce.contact (last_name, first_name) "
+            "VALUES ('Twin', 'Same'), ('Twin', 'Same')"
+        )
+    assert caught.value.sqlstate == "08007"
+    sf.settle(15)
+    assert [c["Id"] for c in contacts(sf)] == [twin]
+    assert len(contacts(sf, deleted=True)) == 2
+
+
+def test_deleting_records_one_of_which_is_already_gone(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO salesforce.contact (last_name, user_id__c) VALUES ('A', 'g1'), ('B', 'g2')"
+        )
+        [gone] = [c["Id"] for c in contacts(sf) if c["User_Id__c"] == "g1"]
+        sf.sf.http.delete(
+            f"/services/data/v61.0/sobjects/Contact/{gone}", headers=TOKEN
+        ).raise_for_status()
+        assert conn.execute("DELETE FROM salesforce.contact").rowcount == 2
+    assert contacts(sf) == []
+
+
+def test_undoing_creates_one_of_which_is_already_gone(sf: Vendors) -> None:
+    with psycopg.connect(sf.url) as conn:
+        conn.execute(
+            "INSERT INTO salesforce.contact (last_name, user_id__c) VALUES ('A', 'r1'), ('B', 'r2')"
+        )
+        [gone] = [c["Id"] for c in contacts(sf) if c["User_Id__c"] == "r1"]
+        sf.sf.http.delete(
+            f"/services/data/v61.0/sobjects/Contact/{gone}", headers=TOKEN
+        ).raise_for_status()
+        conn.rollback()
+    sf.settle()
+    assert contacts(sf) == []
+
+
+@pytest.mark.parametrize("revenue", ["1.5", "12345678901234567"])
+def test_a_lost_create_salesforce_normalised_is_still_undone(sf: Vendors, revenue: str) -> None:
+    sf.sf.fault(
+        match={"method": "POST", "path_regex": "/sobjects/Account/$"}, status=500, apply=True
+    )
+    with (
+        psycopg.connect(sf.url, autocommit=True) as conn,
+        pytest.raises(psycopg.Error) as caught,
+    ):
+        conn.execute(
+            "INSERT INTO salesforce.account (name, annual_revenue, external_key__c) "
+            "VALUES ('A', %s::numeric, 'x1')",
+            (revenue,),
+        )
+    assert caught.value.sqlstate == "08007"
+    sf.settle()
+    assert sf.sf.objects("Account") == []
+
+
+@pytest.mark.parametrize("key", ["a/b", "..", ".", "x?y#z", "é/ü"])
+def test_external_ids_with_path_characters(sf: Vendors, key: str) -> None:
+    upsert = (
+        "INSERT INTO salesforce.contact (last_name, user_id__c) VALUES (%s, %s) "
+        "ON CONFLICT (user_id__c) DO UPDATE SET last_name = excluded.last_name RETURNING id"
+    )
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        first = conn.execute(upsert, ("One", key)).fetchone()
+        second = conn.execute(upsert, ("Two", key)).fetchone()
+    assert first == second
+    assert [(c["LastName"], c["User_Id__c"]) for c in contacts(sf)] == [("Two", key)]
+    # A create of such a key whose answer is lost is found and undone.
+    sf.sf.fault(
+        match={"method": "POST", "path_regex": "/sobjects/Contact/$"}, status=500, apply=True
+    )
+    with (
+        psycopg.connect(sf.url, autocommit=True) as conn,
+        pytest.raises(psycopg.Error) as caught,
+    ):
+        conn.execute(
+            "INSERT INTO salesforce.contact (last_name, user_id__c) VALUES ('Lost', %s)",
+            (key + "-2",),
+        )
+    assert caught.value.sqlstate == "08007"
+    sf.settle()
+    assert [c["User_Id__c"] for c in contacts(sf)] == [key]
+
+
+def test_on_conflict_do_nothing_with_many_long_keys(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO salesforce.contact (last_name, user_id__c) "
+            "SELECT 'L', lpad(n::text, 64, 'é') FROM generate_series(1, 3) n"
+        )
+        inserted = conn.execute(
+            "INSERT INTO salesforce.contact (last_name, user_id__c) "
+            "SELECT 'L', lpad(n::text, 64, 'é') FROM generate_series(1, 300) n "
+            "ON CONFLICT DO NOTHING"
+        ).rowcount
+    assert inserted == 297
+    assert len(contacts(sf)) == 300
+    queries = [r for r in sf.sf.requests("GET") if str(r["path"]).endswith("/query")]
+    assert all(len(str(r["query"])) < 16_000 for r in queries)
+
+
+def test_row_values_stay_out_of_the_log(sf: Vendors) -> None:
+    with psycopg.connect(sf.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO salesforce.contact (last_name, email, user_id__c) "
+            "VALUES ('Secretive', 'hidden@example.com', 'ext-hidden') "
+            "ON CONFLICT (user_id__c) DO UPDATE SET last_name = excluded.last_name"
+        )
+        conn.execute(
+            "INSERT INTO salesforce.contact (last_name, user_id__c) VALUES ('X', 'ext-hidden') "
+            "ON CONFLICT DO NOTHING"
+        )
+    log = sf.proxy.log()
+    for value in ("Secretive", "hidden@example.com", "ext-hidden", "sandbox-client-secret"):
+        assert value not in log

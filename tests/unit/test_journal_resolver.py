@@ -52,6 +52,9 @@ class FakeJournal:
     ) -> list[Entry]:
         return [e for e in self._free() if e.id in set(ids)]
 
+    async def known_ids(self, entry: Entry, ids: Any, table: Any) -> set[str]:
+        return set()
+
     async def closed(self, ids: Iterable[int]) -> set[int]:
         return {i for i in ids if i in self.entries and self.entries[i].state not in OPEN_STATES}
 
@@ -192,7 +195,12 @@ class FakeVendor:
         return self._obj(object_id)
 
     async def find_created(
-        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+        self,
+        call: VendorCall,
+        since: datetime,
+        *,
+        unique_property: str | None = None,
+        known: Any = None,
     ) -> list[ApiObject | None]:
         self._enter("find_created", (len(call.inputs), since, unique_property))
         return self.found[: len(call.inputs)]

@@ -25,7 +25,7 @@ from ..base import (
 )
 from ..batches import BatchDriver
 from ..http import Reply, as_mapping
-from ..lookup import _created_since, find_created
+from ..lookup import KnownIds, _created_since, find_created
 from ..mapping import ObjectMapping, TableShape
 from . import naming
 from .client import HubSpotClient
@@ -169,8 +169,13 @@ class HubSpotConnector:
         id_property: str | None = None,
         properties: Sequence[str] | None = None,
     ) -> ApiObject | None:
-        """The live object, or None if HubSpot has no such (non-archived) object."""
-        params = {"idProperty": id_property} if id_property else {}
+        """The live object, or None if HubSpot has no such (non-archived) object. By a
+        unique property's value through a batch read: the value travels in the body,
+        never in the URL's path (where "." or ".." would change the path)."""
+        if id_property:
+            found = await self._read(object_type, [object_id], id_property, properties)
+            return next(iter(found.values()), None)
+        params = {}
         if properties:
             params["properties"] = ",".join(properties)
         try:
@@ -192,8 +197,18 @@ class HubSpotConnector:
     ) -> dict[str, ApiObject]:
         """The live objects whose ``id_property`` is one of ``values``, by value as
         HubSpot reports it (batch read: one call per ``batch_size`` values)."""
+        return await self._read(object_type, values, id_property, [id_property])
+
+    async def _read(
+        self,
+        object_type: str,
+        values: Sequence[str],
+        id_property: str,
+        properties: Sequence[str] | None,
+    ) -> dict[str, ApiObject]:
         found: dict[str, ApiObject] = {}
         unique = list(dict.fromkeys(values))
+        wanted = list(dict.fromkeys([id_property, *(properties or ())]))
         for start in range(0, len(unique), self._batch_size):
             chunk = unique[start : start + self._batch_size]
             reply = await self._client.request(
@@ -203,7 +218,7 @@ class HubSpotConnector:
                 idempotent=True,
                 json={
                     "idProperty": id_property,
-                    "properties": [id_property],
+                    "properties": wanted,
                     "inputs": [{"id": value} for value in chunk],
                 },
             )
@@ -216,7 +231,12 @@ class HubSpotConnector:
         return found
 
     async def find_created(
-        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+        self,
+        call: VendorCall,
+        since: datetime,
+        *,
+        unique_property: str | None = None,
+        known: KnownIds | None = None,
     ) -> list[ApiObject | None]:
         """What HubSpot holds for each input of a create/upsert whose answer was lost
         (``lookup.find_created``). Only reads."""
@@ -229,6 +249,7 @@ class HubSpotConnector:
             connector=self,
             list_created=self._created_since,
             unique_properties=UNIQUE_PROPERTIES,
+            known=known,
         )
 
     async def _created_since(

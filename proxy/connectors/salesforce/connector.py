@@ -28,7 +28,7 @@ from ..base import (
 )
 from ..batches import BatchDriver
 from ..http import Reply, as_list, as_mapping
-from ..lookup import find_created
+from ..lookup import KnownIds, find_created
 from ..mapping import MappingError, ObjectMapping, TableShape
 from . import soql
 from .client import SalesforceClient
@@ -37,8 +37,8 @@ from .errors import record_error
 from .naming import find_name, map_object
 from .settings import SalesforceSettings
 
-#: Ids per read-back query (keeps the query URL well under 16 KB).
-_READ_CHUNK = 300
+#: Ids per sObject Collections retrieve.
+_RETRIEVE_CHUNK = 2000
 _GONE = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY")
 
 
@@ -172,45 +172,49 @@ class SalesforceConnector:
         id_property: str | None = None,
         properties: Sequence[str] | None = None,
     ) -> ApiObject | None:
-        """The live record (by Id, or by an external-id field), or None."""
-        key = f"{_q(id_property)}/{_q(object_id)}" if id_property else _q(object_id)
+        """The live record (by Id, or by an external-id field's value), or None. A
+        value is never put in the URL's path (a "/" or ".." would change the path):
+        Ids are read by retrieve, external ids by a SOQL query."""
         fields = list(dict.fromkeys(["Id", "CreatedDate", "LastModifiedDate", *(properties or ())]))
-        params = {"fields": ",".join(fields)} if properties else None
-        try:
-            reply = await self._client.request(
-                "GET",
-                f"{self._client.base}/sobjects/{_q(object_type)}/{key}",
-                object_type=object_type,
-                idempotent=True,
-                params=params,
-            )
-        except ApiError as exc:
-            if exc.kind is ErrorKind.NOT_FOUND:
-                return None
-            raise
-        return _to_object(as_mapping(reply.body))
+        if not properties:
+            fields = await self._fields(object_type)
+        if id_property:
+            [query] = soql.select_in_chunks(object_type, fields, id_property, [object_id])
+            found = await self._query(query)
+            return found[0] if found else None
+        held = await self._retrieve(object_type, [object_id], fields)
+        return held.get(object_id)
 
     async def get_many(
         self, object_type: str, values: Sequence[str], *, id_property: str
     ) -> dict[str, ApiObject]:
         found: dict[str, ApiObject] = {}
+        fields = list(dict.fromkeys(["Id", "CreatedDate", "LastModifiedDate", id_property]))
         unique = list(dict.fromkeys(values))
-        for start in range(0, len(unique), _READ_CHUNK):
-            chunk = unique[start : start + _READ_CHUNK]
-            fields = list(dict.fromkeys(["Id", "CreatedDate", "LastModifiedDate", id_property]))
-            for obj in await self._query(soql.select_in(object_type, fields, id_property, chunk)):
+        for query in soql.select_in_chunks(object_type, fields, id_property, unique):
+            for obj in await self._query(query):
                 key = obj.properties.get(id_property)
                 if key is not None:
                     found[str(key)] = obj
         return found
 
     async def find_created(
-        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+        self,
+        call: VendorCall,
+        since: datetime,
+        *,
+        unique_property: str | None = None,
+        known: KnownIds | None = None,
     ) -> list[ApiObject | None]:
         if call.operation not in (Operation.CREATE, Operation.UPSERT):
             raise ValueError(f"find_created: {call.operation} calls create nothing")
         return await find_created(
-            call, since, unique_property, connector=self, list_created=self._created_since
+            call,
+            since,
+            unique_property,
+            connector=self,
+            list_created=self._created_since,
+            known=known,
         )
 
     async def _created_since(
@@ -224,12 +228,8 @@ class SalesforceConnector:
         the read fails, the statement fails with the written ids left applied (the
         journal, which saw them, undoes them)."""
         ids = [o.id for o in done]
-        held: dict[str, ApiObject] = {}
         try:
-            fields = await self._fields(object_type)
-            for start in range(0, len(ids), _READ_CHUNK):
-                query = soql.select_in(object_type, fields, "Id", ids[start : start + _READ_CHUNK])
-                held.update({o.id: o for o in await self._query(query)})
+            held = await self._retrieve(object_type, ids, await self._fields(object_type))
         except ApiError as exc:
             raise exc.for_row(None, applied=ids) from None
         return [
@@ -240,6 +240,24 @@ class SalesforceConnector:
             else o
             for o in done
         ]
+
+    async def _retrieve(
+        self, object_type: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, ApiObject]:
+        """Live records by Id (sObject Collections retrieve, ≤ 2000 ids a request, in
+        the body: no URL limit), deleted and missing ones left out."""
+        held: dict[str, ApiObject] = {}
+        for start in range(0, len(ids), _RETRIEVE_CHUNK):
+            reply = await self._client.request(
+                "POST",
+                f"{self._client.base}/composite/sobjects/{_q(object_type)}",
+                object_type=object_type,
+                idempotent=True,
+                json={"ids": list(ids[start : start + _RETRIEVE_CHUNK]), "fields": list(fields)},
+            )
+            records = as_list(reply.body)
+            held.update((o.id, o) for o in map(_to_object, records) if o.id)
+        return held
 
     async def _query(self, query: str) -> list[ApiObject]:
         path: str | None = f"{self._client.base}/query"
@@ -263,7 +281,9 @@ class SalesforceConnector:
     # -- one call ------------------------------------------------------------------------
 
     async def _dispatch(self, call: VendorCall) -> CallOutcome:
-        if len(call.inputs) == 1:
+        """One record: the sObject Rows endpoints; more, or any upsert (its external id
+        then travels in the body, never in the URL's path): sObject Collections."""
+        if len(call.inputs) == 1 and call.operation is not Operation.UPSERT:
             return await self._one(call, call.inputs[0])
         return await self._collection(call)
 
@@ -284,13 +304,6 @@ class SalesforceConnector:
             case Operation.UPDATE:
                 await send("PATCH", f"{base}/{_q(str(item['id']))}", fields)
                 return CallOutcome(results=(ApiObject(str(item["id"]), fields, "", ""),))
-            case Operation.UPSERT:
-                key = str(item["idProperty"])
-                body = {k: v for k, v in fields.items() if k != key}
-                reply = await send("PATCH", f"{base}/{_q(key)}/{_q(str(item['id']))}", body)
-                answer = as_mapping(reply.body)
-                created = _created(answer, reply)
-                return CallOutcome(results=(_written(answer, fields, created),))
             case _:
                 try:
                     await send("DELETE", f"{base}/{_q(str(item['id']))}")
@@ -316,7 +329,9 @@ class SalesforceConnector:
                 base,
                 object_type=call.object_type,
                 idempotent=True,
-                params={"ids": ids, "allOrNone": "true"},
+                # Not all-or-none: a delete is idempotent, and one record already in
+                # the recycle bin must not hold back the others.
+                params={"ids": ids, "allOrNone": "false"},
             )
         else:
             method, path = "POST", base

@@ -33,7 +33,7 @@ from ..base import (
 )
 from ..batches import BatchDriver
 from ..http import Reply, as_list, as_mapping
-from ..lookup import find_created
+from ..lookup import KnownIds, find_created
 from ..mapping import ObjectMapping, TableShape
 from .client import StripeClient
 from .codec import decode_object, encode_fields, form
@@ -174,7 +174,12 @@ class StripeConnector:
         return found
 
     async def find_created(
-        self, call: VendorCall, since: datetime, *, unique_property: str | None = None
+        self,
+        call: VendorCall,
+        since: datetime,
+        *,
+        unique_property: str | None = None,
+        known: KnownIds | None = None,
     ) -> list[ApiObject | None]:
         """Stripe enforces no unique field (two customers may share an email), so each
         input is matched against the objects created since the call. Both sides are
@@ -198,7 +203,9 @@ class StripeConnector:
                 for item in call.inputs
             ),
         )
-        found = await find_created(flat, since, None, connector=self, list_created=created_leaves)
+        found = await find_created(
+            flat, since, None, connector=self, list_created=created_leaves, known=known
+        )
         return [None if o is None else listed.get(o.id, o) for o in found]
 
     async def _created_since(
