@@ -25,6 +25,7 @@ from ..base import (
 )
 from ..batches import BatchDriver
 from ..http import Reply, as_mapping
+from ..inputs import ConnectorBase, create_inputs, update_inputs, upsert_inputs
 from ..lookup import KnownIds, _created_since, find_created
 from ..mapping import ObjectMapping, TableShape
 from . import naming
@@ -39,9 +40,10 @@ UNIQUE_PROPERTIES = {"contacts": "email"}
 _PAGE = 100
 
 
-class HubSpotConnector:
+class HubSpotConnector(ConnectorBase):
     empty_string_is_null = True  # a property set to "" is cleared
     json_as_text = True  # every property value is a string
+    _client: HubSpotClient
 
     def __init__(self, settings: HubSpotSettings) -> None:
         self._batch_size = settings.batch_size
@@ -51,13 +53,10 @@ class HubSpotConnector:
     async def map_table(self, shape: TableShape) -> ObjectMapping:
         return naming.map_table(shape)
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
     async def create(
         self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
     ) -> list[ApiObject]:
-        inputs = [{"properties": _encode(row, i, clearing=False)} for i, row in enumerate(rows)]
+        inputs = create_inputs(rows, _encode)
         return await self._batches.write(Operation.CREATE, object_type, inputs, hooks)
 
     async def update(
@@ -67,10 +66,7 @@ class HubSpotConnector:
         *,
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
-        inputs = [
-            {"id": str(object_id), "properties": _encode(row, i, clearing=True)}
-            for i, (object_id, row) in enumerate(changes)
-        ]
+        inputs = update_inputs(changes, _encode)
         return await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
 
     async def upsert(
@@ -82,25 +78,8 @@ class HubSpotConnector:
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
         """Create-or-update keyed by a unique property (e.g. contacts' `email`)."""
-        inputs = []
-        for i, row in enumerate(rows):
-            properties = _encode(row, i, clearing=True)
-            if not properties.get(id_property):
-                raise ApiError(
-                    ErrorKind.NOT_NULL,
-                    f"an upsert needs a value for {id_property}",
-                    column=id_property,
-                    input_index=i,
-                )
-            inputs.append(
-                {"id": properties[id_property], "idProperty": id_property, "properties": properties}
-            )
+        inputs = upsert_inputs(rows, id_property, _encode)
         return await self._batches.write(Operation.UPSERT, object_type, inputs, hooks)
-
-    async def archive(
-        self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
-    ) -> None:
-        await self._batches.archive(object_type, ids, hooks or NoHooks(), compensation=False)
 
     async def associate(
         self,
@@ -313,11 +292,8 @@ def _base(object_type: str) -> str:
     return f"/crm/v3/objects/{quote(object_type, safe='')}"
 
 
-def _encode(row: Row, index: int, *, clearing: bool) -> dict[str, str]:
-    try:
-        return encode_properties(row, clearing=clearing)
-    except ApiError as exc:
-        raise exc.for_row(index) from None
+def _encode(row: Row, clearing: bool) -> dict[str, str]:
+    return encode_properties(row, clearing=clearing)
 
 
 def _to_object(raw: Mapping[str, object], created: bool | None = None) -> ApiObject:

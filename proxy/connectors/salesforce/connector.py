@@ -21,13 +21,13 @@ from ..base import (
     CallHooks,
     CallOutcome,
     ErrorKind,
-    NoHooks,
     Operation,
     Row,
     VendorCall,
 )
 from ..batches import BatchDriver
 from ..http import Reply, as_list, as_mapping
+from ..inputs import ConnectorBase, Encode, create_inputs, update_inputs, upsert_inputs
 from ..lookup import KnownIds, find_created
 from ..mapping import MappingError, ObjectMapping, TableShape
 from . import soql
@@ -46,17 +46,15 @@ def _q(part: str) -> str:
     return quote(part, safe="")
 
 
-class SalesforceConnector:
+class SalesforceConnector(ConnectorBase):
     empty_string_is_null = True  # Salesforce stores "" in a text field as null
     json_as_text = True  # a json column goes to a (long) text field
+    _client: SalesforceClient
 
     def __init__(self, settings: SalesforceSettings) -> None:
         self._client = SalesforceClient(settings)
         self._batches = BatchDriver(self._dispatch, settings.batch_size)
         self._describes: dict[str, Mapping[str, object]] = {}
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # -- mapping -----------------------------------------------------------------------
 
@@ -78,6 +76,11 @@ class SalesforceConnector:
             self._describes[object_name] = as_mapping((await self._get(path, object_name)).body)
         return self._describes[object_name]
 
+    async def _encoder(self, object_name: str) -> Encode:
+        """Rows' fields as the describe types them."""
+        types = await self._types(object_name)
+        return lambda row, clearing: encode_fields(row, clearing=clearing, types=types)
+
     async def _types(self, object_name: str) -> dict[str, str]:
         """Field -> describe type (read once per object and worker)."""
         fields = as_list((await self._describe(object_name)).get("fields"))
@@ -93,11 +96,7 @@ class SalesforceConnector:
     async def create(
         self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
     ) -> list[ApiObject]:
-        types = await self._types(object_type)
-        inputs = [
-            {"properties": _encode(row, i, clearing=False, types=types)}
-            for i, row in enumerate(rows)
-        ]
+        inputs = create_inputs(rows, await self._encoder(object_type))
         done = await self._batches.write(Operation.CREATE, object_type, inputs, hooks)
         return await self._read_back(object_type, done)
 
@@ -108,11 +107,7 @@ class SalesforceConnector:
         *,
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
-        types = await self._types(object_type)
-        inputs = [
-            {"id": str(object_id), "properties": _encode(row, i, clearing=True, types=types)}
-            for i, (object_id, row) in enumerate(changes)
-        ]
+        inputs = update_inputs(changes, await self._encoder(object_type))
         done = await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
         return await self._read_back(object_type, done)
 
@@ -125,42 +120,9 @@ class SalesforceConnector:
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
         """Create-or-update by an external-id field (``ON CONFLICT (ext_id__c)``)."""
-        types = await self._types(object_type)
-        inputs = []
-        for i, row in enumerate(rows):
-            fields = _encode(row, i, clearing=True, types=types)
-            key = fields.get(id_property)
-            if key in (None, ""):
-                raise ApiError(
-                    ErrorKind.NOT_NULL,
-                    f"an upsert needs a value for {id_property}",
-                    column=id_property,
-                    input_index=i,
-                )
-            inputs.append({"id": str(key), "idProperty": id_property, "properties": fields})
+        inputs = upsert_inputs(rows, id_property, await self._encoder(object_type))
         done = await self._batches.write(Operation.UPSERT, object_type, inputs, hooks)
         return await self._read_back(object_type, done)
-
-    async def archive(
-        self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
-    ) -> None:
-        """DELETE moves records to the recycle bin (one already there counts as done)."""
-        await self._batches.archive(object_type, ids, hooks or NoHooks(), compensation=False)
-
-    async def associate(
-        self,
-        from_type: str,
-        to_type: str,
-        pairs: Sequence[tuple[str, str]],
-        *,
-        remove: bool = False,
-        hooks: CallHooks | None = None,
-    ) -> None:
-        raise ApiError(
-            ErrorKind.UNSUPPORTED,
-            "Salesforce relates records by reference fields (e.g. account_id), "
-            "not association tables",
-        )
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -348,13 +310,6 @@ class SalesforceConnector:
                 json={"allOrNone": True, "records": records},
             )
         return _collection_outcome(call, reply)
-
-
-def _encode(row: Row, index: int, *, clearing: bool, types: Mapping[str, str]) -> dict[str, object]:
-    try:
-        return encode_fields(row, clearing=clearing, types=types)
-    except ApiError as exc:
-        raise exc.for_row(index) from None
 
 
 def _created(answer: Mapping[str, object], reply: Reply) -> bool | None:

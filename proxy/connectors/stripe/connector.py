@@ -26,13 +26,13 @@ from ..base import (
     CallHooks,
     CallOutcome,
     ErrorKind,
-    NoHooks,
     Operation,
     Row,
     VendorCall,
 )
 from ..batches import BatchDriver
 from ..http import Reply, as_list, as_mapping
+from ..inputs import ConnectorBase, create_inputs, update_inputs
 from ..lookup import KnownIds, find_created
 from ..mapping import ObjectMapping, TableShape
 from .client import StripeClient
@@ -44,16 +44,14 @@ from .settings import StripeSettings
 _PAGE = 100
 
 
-class StripeConnector:
+class StripeConnector(ConnectorBase):
     empty_string_is_null = True  # "" unsets a Stripe field
     json_as_text = False  # metadata and nested objects are sent as themselves
+    _client: StripeClient
 
     def __init__(self, settings: StripeSettings) -> None:
         self._client = StripeClient(settings)
         self._batches = BatchDriver(self._dispatch, 1)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def map_table(self, shape: TableShape) -> ObjectMapping:
         return map_table(shape)
@@ -63,7 +61,7 @@ class StripeConnector:
     async def create(
         self, object_type: str, rows: Sequence[Row], *, hooks: CallHooks | None = None
     ) -> list[ApiObject]:
-        inputs = [{"properties": _encode(row, i, clearing=False)} for i, row in enumerate(rows)]
+        inputs = create_inputs(rows, _encode)
         return await self._batches.write(Operation.CREATE, object_type, inputs, hooks)
 
     async def update(
@@ -73,10 +71,7 @@ class StripeConnector:
         *,
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
-        inputs = [
-            {"id": str(object_id), "properties": _encode(row, i, clearing=True)}
-            for i, (object_id, row) in enumerate(changes)
-        ]
+        inputs = update_inputs(changes, _encode)
         return await self._batches.write(Operation.UPDATE, object_type, inputs, hooks)
 
     async def _with_removed_keys(
@@ -113,22 +108,6 @@ class StripeConnector:
         hooks: CallHooks | None = None,
     ) -> list[ApiObject]:
         raise ApiError(ErrorKind.UNSUPPORTED, "Stripe has no upsert by a unique field")
-
-    async def archive(
-        self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None
-    ) -> None:
-        await self._batches.archive(object_type, ids, hooks or NoHooks(), compensation=False)
-
-    async def associate(
-        self,
-        from_type: str,
-        to_type: str,
-        pairs: Sequence[tuple[str, str]],
-        *,
-        remove: bool = False,
-        hooks: CallHooks | None = None,
-    ) -> None:
-        raise ApiError(ErrorKind.UNSUPPORTED, "Stripe objects have no association tables")
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -272,11 +251,8 @@ class StripeConnector:
         raise ApiError(ErrorKind.UNSUPPORTED, f"Stripe cannot {call.operation} objects")
 
 
-def _encode(row: Row, index: int, *, clearing: bool) -> dict[str, object]:
-    try:
-        return encode_fields(row, clearing=clearing)
-    except ApiError as exc:
-        raise exc.for_row(index) from None
+def _encode(row: Row, clearing: bool) -> dict[str, object]:
+    return encode_fields(row, clearing=clearing)
 
 
 def _leaves(obj: ApiObject) -> ApiObject:
