@@ -4,10 +4,11 @@ environment variables, the TOML file named by ``WRITEPROXY_CONFIG``, and default
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,6 +19,7 @@ from pydantic_settings import (
 from proxy.backend.address import UpstreamAddress, parse_upstream_url
 from proxy.cancel import MAX_WORKERS
 from proxy.journal.schema import DEFAULT_SCHEMA, check_schema_name
+from proxy.tls import TlsMode, server_context
 from proxy.writes.settings import ConnectorSettings, SyncedTableSettings
 
 DEFAULT_PORT = 6543
@@ -82,6 +84,16 @@ class Settings(BaseSettings):
     journal_lease_seconds: float = Field(
         30.0, gt=0, description="seconds a proxy holds a journal entry it works on"
     )
+    tls_cert_file: Path | None = Field(None, description="certificate (chain) shown to clients")
+    tls_key_file: Path | None = Field(None, description="its private key")
+    tls_client_ca_file: Path | None = Field(
+        None, description="CA that client certificates must chain to (asks clients for one)"
+    )
+    tls_mode: TlsMode | None = Field(
+        None,
+        description="disable, allow (TLS when the client asks) or require (refuse plaintext "
+        "sessions); default: allow with a certificate, else disable",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -93,8 +105,34 @@ class Settings(BaseSettings):
     @classmethod
     def _check_upstream(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_upstream_url(value)
+            tls = parse_upstream_url(value).tls
+            if tls.attempts:
+                tls.context()  # a CA file that cannot be read is a startup error
         return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_mode in ("allow", "require") and self.tls_cert_file is None:
+            raise ValueError(f"tls_mode={self.tls_mode} needs tls_cert_file and tls_key_file")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        self.client_tls_context()  # a bad file is a startup error, not a failed session
+        return self
+
+    @property
+    def effective_tls_mode(self) -> TlsMode:
+        if self.tls_mode is not None:
+            return self.tls_mode
+        return "allow" if self.tls_cert_file is not None else "disable"
+
+    def client_tls_context(self) -> ssl.SSLContext | None:
+        """The context clients' TLS sessions use; None when TLS is off."""
+        if self.effective_tls_mode == "disable" or self.tls_cert_file is None:
+            return None
+        assert self.tls_key_file is not None
+        return server_context(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
     @field_validator("journal_schema")
     @classmethod

@@ -43,7 +43,13 @@ async def run_worker(
     SIGINT, then a shutdown that drains sessions, awaits background tasks and closes
     the connectors."""
     loop = asyncio.get_running_loop()
-    ctx = WorkerContext(settings, settings.upstream, CancelRegistry(worker_index, runtime_dir))
+    ctx = WorkerContext(
+        settings,
+        settings.upstream,
+        CancelRegistry(worker_index, runtime_dir),
+        tls=settings.client_tls_context(),
+        tls_required=settings.effective_tls_mode == "require",
+    )
     write_path = WritePath(settings, tables, ctx.spawn) if tables else None
     try:
         if write_path is not None:

@@ -14,11 +14,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
 from proxy.wire.framing import HEADER, INT32
+from proxy.wire.messages.startup import SSL_REQUEST_CODE
 
 if TYPE_CHECKING:
     from proxy.backend.address import UpstreamAddress
 
 READY_FOR_QUERY = ord("Z")
+SSL_REQUEST = INT32.pack(8) + INT32.pack(SSL_REQUEST_CODE)
 PARAMETER_STATUS = ord("S")
 
 
@@ -196,31 +198,93 @@ class Capture:
 async def connect_upstream(
     address: UpstreamAddress, listener: UpstreamListener, timeout: float
 ) -> UpstreamProtocol:
-    """Open the TCP or Unix-socket connection for one session."""
+    """Open the TCP or Unix-socket connection for one session, with TLS as the
+    upstream URL's ``sslmode`` says (see ``proxy.tls``)."""
     loop = asyncio.get_running_loop()
-    if address.is_unix_socket:
-        coro = loop.create_unix_connection(
-            lambda: UpstreamProtocol(listener), address.unix_socket_path
-        )
-    else:
-        coro = loop.create_connection(
-            lambda: UpstreamProtocol(listener), address.host, address.port
-        )
-    _, protocol = await asyncio.wait_for(coro, timeout)
+    protocol = UpstreamProtocol(listener)
+
+    async def connect() -> None:
+        if address.is_unix_socket:
+            await loop.create_unix_connection(lambda: protocol, address.unix_socket_path)
+            return
+        negotiator = _TlsNegotiator()
+        transport, _ = await loop.create_connection(lambda: negotiator, address.host, address.port)
+        tls = address.tls
+        if tls.attempts and await negotiator.server_accepts_tls(transport):
+            # The handshake runs under the negotiator: a failure (a certificate that
+            # does not verify) is this connect's error, not a lost session.
+            secure = await loop.start_tls(
+                transport,
+                negotiator,
+                tls.context(),
+                server_hostname=address.host if tls.mode == "verify-full" else None,
+            )
+            assert secure is not None
+            secure.set_protocol(protocol)
+            protocol.connection_made(secure)
+            return
+        if tls.required:
+            transport.close()
+            raise ConnectionRefusedError(
+                f"the upstream server does not support TLS (sslmode={tls.mode})"
+            )
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+
+    await asyncio.wait_for(connect(), timeout)
     return protocol
 
 
+class _TlsNegotiator(asyncio.Protocol):
+    """The first exchange on a TCP connection to PostgreSQL: SSLRequest, then one
+    byte, ``S`` (go ahead with TLS) or ``N`` (no TLS here)."""
+
+    def __init__(self) -> None:
+        self._answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._answer.done():
+            self._answer.set_result(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._answer.done():
+            self._answer.set_exception(exc or ConnectionResetError("upstream closed"))
+
+    async def server_accepts_tls(self, transport: asyncio.BaseTransport) -> bool:
+        transport.write(SSL_REQUEST)  # type: ignore[attr-defined]
+        answer = await self._answer
+        if answer not in (b"S", b"N"):
+            # Anything else (an old server's ErrorResponse, or bytes after the answer,
+            # which a man in the middle could have injected) ends the connection.
+            transport.close()
+            raise ConnectionRefusedError("unexpected answer to the TLS request upstream")
+        return answer == b"S"
+
+
 async def send_cancel(address: UpstreamAddress, packet: bytes, timeout: float) -> None:
-    """Deliver a CancelRequest to the upstream on a fresh connection, as libpq does."""
-    if address.is_unix_socket:
-        coro = asyncio.open_unix_connection(address.unix_socket_path)
-    else:
-        coro = asyncio.open_connection(address.host, address.port)
-    reader, writer = await asyncio.wait_for(coro, timeout)
-    try:
-        writer.write(packet)
-        await writer.drain()
-        # The server closes the connection once it has read the request.
-        await asyncio.wait_for(reader.read(), timeout)
-    finally:
-        writer.close()
+    """Deliver a CancelRequest to the upstream on a fresh connection, as libpq does
+    (over TLS when the URL's sslmode requires it)."""
+
+    async def deliver() -> None:
+        if address.is_unix_socket:
+            reader, writer = await asyncio.open_unix_connection(address.unix_socket_path)
+        else:
+            reader, writer = await asyncio.open_connection(address.host, address.port)
+        try:
+            if address.tls.required:
+                writer.write(SSL_REQUEST)
+                await writer.drain()
+                if await reader.readexactly(1) != b"S":
+                    raise ConnectionRefusedError("the upstream server does not support TLS")
+                await writer.start_tls(
+                    address.tls.context(),
+                    server_hostname=address.host if address.tls.mode == "verify-full" else None,
+                )
+            writer.write(packet)
+            await writer.drain()
+            # The server closes the connection once it has read the request.
+            await reader.read()
+        finally:
+            writer.close()
+
+    await asyncio.wait_for(deliver(), timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -37,6 +38,10 @@ class WorkerContext:
     upstream: UpstreamAddress
     cancels: CancelRegistry
     router: WriteRouter | None = None
+    #: The context clients' TLS sessions use (None: SSLRequest is answered N), and
+    #: whether sessions that did not upgrade are refused (tls_mode = require).
+    tls: ssl.SSLContext | None = None
+    tls_required: bool = False
     sessions: set[SessionControl] = field(default_factory=set)
     draining: bool = False
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -4,14 +4,17 @@ opening the upstream connection, and relaying its authentication exchange.
 The client's StartupMessage is forwarded as it was sent and the upstream's
 authentication exchange (trust, cleartext, md5, SCRAM-SHA-256) is relayed message by
 message, so the proxy never needs a copy of any password. The upstream's BackendKeyData
-is replaced by a key of the proxy's own (see ``proxy.cancel``). TLS and proxy-side
-authentication belong here when they come.
+is replaced by a key of the proxy's own (see ``proxy.cancel``). A client's SSLRequest
+upgrades the socket to TLS when the proxy has a certificate (``proxy.tls``); SCRAM's
+channel-binding variant is withheld from clients, since it binds to the server's TLS
+connection, which the client never sees.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Protocol
 
 from proxy.backend.upstream import UpstreamListener, UpstreamProtocol, connect_upstream
@@ -39,6 +42,10 @@ from proxy.wire.messages.startup import (
 log = logging.getLogger(__name__)
 
 AUTH_OK = 0
+AUTH_SASL = 10
+#: SCRAM with channel binding binds to the TLS connection the client sees — the
+#: proxy's — while the server checks its own: it can never succeed through the proxy.
+CHANNEL_BINDING_MECHANISMS = frozenset({b"SCRAM-SHA-256-PLUS"})
 #: Authentication requests the client must answer with one 'p' message (cleartext,
 #: MD5, GSS, GSS continue, SSPI, SASL, SASL continue).
 AUTH_NEEDS_RESPONSE = frozenset({3, 5, 7, 8, 9, 10, 11})
@@ -67,6 +74,10 @@ class HandshakeHost(UpstreamListener, Protocol):
 
     async def cancel_upstream(self) -> None: ...
 
+    def hold_reading(self) -> None: ...
+
+    async def start_tls(self, context: ssl.SSLContext) -> bool: ...
+
 
 class Handshake:
     """Drives one session from its first byte to the first ReadyForQuery."""
@@ -79,6 +90,8 @@ class Handshake:
         #: The database the client asked for (PostgreSQL defaults it to the user name).
         self.database = ""
         self.auth_ok = False
+        #: The client socket was upgraded to TLS.
+        self.tls = False
         self.upstream_key: BackendKey | None = None
         self.key: BackendKey | None = None
         self._awaiting_password = False
@@ -139,6 +152,14 @@ class Handshake:
                     # could be injected by a man in the middle.
                     host.fail(protocol_violation("received unencrypted data after SSL request"))
                     return
+                if self.tls:
+                    host.fail(protocol_violation("SSL request on an encrypted connection"))
+                    return
+                if code == SSL_REQUEST_CODE and self._ctx.tls is not None:
+                    host.write(b"S")
+                    host.hold_reading()
+                    self._ctx.spawn(self._upgrade(self._ctx.tls))
+                    return
                 host.write(b"N")
             elif code == CANCEL_REQUEST_CODE and length >= 16:
                 host.set_phase(Phase.CLOSED)
@@ -147,11 +168,26 @@ class Handshake:
             else:
                 self._begin(packet)
 
+    async def _upgrade(self, context: ssl.SSLContext) -> None:
+        if await self._host.start_tls(context):
+            self.tls = True
+
     def _begin(self, packet: bytes) -> None:
         try:
             startup = parse_startup(packet)
         except StartupError as exc:
             self._host.fail(PgError(exc.sqlstate, str(exc), severity="FATAL").encode())
+            return
+        if self._ctx.tls_required and not self.tls:
+            # As a hostssl-only pg_hba.conf: the password never crosses in the clear.
+            self._host.fail(
+                PgError(
+                    "28000",
+                    "writeproxy accepts only TLS connections (tls_mode = require)",
+                    severity="FATAL",
+                    hint="Connect with sslmode=require (or verify-full).",
+                ).encode()
+            )
             return
         self.protocol_version = startup.version
         parameters = startup.parameters
@@ -165,7 +201,8 @@ class Handshake:
             upstream = await connect_upstream(
                 self._ctx.upstream, host, self._ctx.settings.connect_timeout
             )
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
+            # ssl.SSLError (a certificate that does not verify) is an OSError.
             log.warning("cannot reach upstream %s: %s", self._ctx.upstream.host, exc)
             host.fail(
                 PgError(
@@ -216,6 +253,8 @@ class Handshake:
             self.key = self._ctx.cancels.issue(host, LONG_SECRET if long_keys else SHORT_SECRET)
             host.write(self.key.encode())
             return
+        if kind == Backend.AUTHENTICATION and INT32.unpack_from(body, 0)[0] == AUTH_SASL:
+            body = without_channel_binding(body)
         host.write(message(bytes((kind,)), body))
         if kind == Backend.AUTHENTICATION:
             code = INT32.unpack_from(body, 0)[0]
@@ -229,3 +268,11 @@ class Handshake:
                 self._timer.cancel()
                 self._timer = None
             host.handshake_done(body[0])
+
+
+def without_channel_binding(body: bytes) -> bytes:
+    """An AuthenticationSASL body without the mechanisms that bind to the server's TLS
+    connection, so that a client offered only the rest uses plain SCRAM-SHA-256."""
+    names = body[4:].split(b"\0")
+    kept = [name for name in names if name and name not in CHANNEL_BINDING_MECHANISMS]
+    return body[:4] + b"".join(name + b"\0" for name in kept) + b"\0"

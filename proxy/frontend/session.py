@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from proxy.backend.upstream import UpstreamProtocol, send_cancel
 from proxy.frontend.context import WorkerContext
@@ -285,6 +286,30 @@ class ClientSession(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+
+    def hold_reading(self) -> None:
+        """Read nothing more from the client until ``start_tls`` took over the socket."""
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    async def start_tls(self, context: ssl.SSLContext) -> bool:
+        """Upgrade the client socket (after answering ``S``); False if the client
+        went away or its TLS handshake failed (the session is then closed)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            secure = await loop.start_tls(transport, self, context, server_side=True)
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            log.info("client TLS handshake failed: %s", exc)
+            self.close()
+            return False
+        if secure is None:
+            self.close()
+            return False
+        self._transport = secure
+        return True
 
     # -- control ----------------------------------------------------------------------
 

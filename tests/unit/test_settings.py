@@ -4,6 +4,7 @@ the upstream URL they accept."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from proxy.connectors import ConnectorConfigError, build_connector, connector_se
 from proxy.connectors.hubspot import HubSpotConnector, HubSpotSettings
 from proxy.connectors.salesforce import SalesforceSettings
 from proxy.connectors.stripe import StripeSettings
+from proxy.tls import UpstreamTls
 from proxy.writes.settings import SYNC_COLUMNS, ConnectorSettings, SyncedTableSettings
 
 # --- HubSpotSettings --------------------------------------------------------------
@@ -263,7 +265,8 @@ def test_settings_from_environment_and_flags(clean_env: pytest.MonkeyPatch) -> N
         ("workers", 127),
         ("listen", "nowhere"),
         ("upstream_url", "mysql://x"),
-        ("upstream_url", "postgresql://h/db?sslmode=require"),
+        ("upstream_url", "postgresql://h/db?sslmode=bogus"),
+        ("upstream_url", "postgresql://h/db?sslmode=verify-full&sslrootcert=/no/such/ca.pem"),
         ("log_level", "LOUD"),
         ("connect_timeout", 0),
         ("max_message_bytes", 10),
@@ -324,7 +327,7 @@ def test_settings_toml_errors(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> 
         ("postgresql://", UpstreamAddress("localhost", 5432)),
         (
             "postgresql://?user=u&password=p&dbname=d&sslmode=disable",
-            UpstreamAddress("localhost", 5432, "u", "p", "d"),
+            UpstreamAddress("localhost", 5432, "u", "p", "d", UpstreamTls("disable")),
         ),
     ],
 )
@@ -343,11 +346,49 @@ def test_unix_socket_address() -> None:
     ("url", "message"),
     [
         ("mysql://h", "must start with postgresql://"),
-        ("postgresql://h?sslmode=require", "sslmode=require is not supported yet"),
-        ("postgresql://h?sslmode=verify-full", "sslmode=verify-full is not supported yet"),
-        ("postgresql://h?port=abc", "invalid port"),
+        ("postgresql://h?sslmode=verify", "sslmode must be one of disable, allow, prefer"),
+        ("postgresql://u:hunter2@h?port=abc", "invalid port"),
+        ("postgresql://u:hunter2@h:99999/db", "invalid upstream URL"),
+        ("mysql://u:hunter2@h/db", "must start with postgresql://"),
     ],
 )
 def test_parse_upstream_url_rejects(url: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as caught:
         parse_upstream_url(url)
+    assert "hunter2" not in str(caught.value)  # never echo the password
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"tls_mode": "require"}, "tls_mode=require needs tls_cert_file and tls_key_file"),
+        ({"tls_cert_file": "/no/such/cert.pem"}, "tls_cert_file and tls_key_file go together"),
+        (
+            {"tls_cert_file": "/no/such/cert.pem", "tls_key_file": "/no/such/key.pem"},
+            "cannot load tls_cert_file /no/such/cert.pem",
+        ),
+        ({"tls_client_ca_file": "/ca.pem"}, "tls_client_ca_file needs tls_cert_file"),
+    ],
+)
+def test_tls_settings_are_checked_at_startup(
+    clean_env: pytest.MonkeyPatch, values: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**values)  # type: ignore[arg-type]
+    assert Settings().effective_tls_mode == "disable"
+
+
+def test_parse_upstream_url_tls() -> None:
+    default = parse_upstream_url("postgresql://u:pw@h/db")
+    assert (default.tls.mode, default.tls.attempts, default.tls.required) == ("prefer", True, False)
+    assert "pw" not in repr(default)
+    full = parse_upstream_url(
+        "postgresql://h/db?sslmode=verify-full&sslrootcert=system&sslcert=/c.pem&sslkey=/k.pem"
+    )
+    assert full.tls == UpstreamTls("verify-full", "system", "/c.pem", "/k.pem")
+    assert full.tls.required
+    assert UpstreamTls("verify-full", "system").context().check_hostname
+    plain = parse_upstream_url("postgresql://h/db?sslmode=disable").tls
+    assert not plain.attempts and not plain.required
+    required = parse_upstream_url("postgresql://h/db?sslmode=require").tls.context()
+    assert required.verify_mode is ssl.CERT_NONE  # libpq: require does not verify

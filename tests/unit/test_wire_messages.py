@@ -552,3 +552,12 @@ def test_parse_keeps_bytes_invalid_in_the_client_encoding() -> None:
     latin1 = Parse.decode(body, "latin-1")
     assert latin1.query == "select '\u00eb'"
     assert latin1.encode("latin-1") == parse.encode()
+
+
+def test_channel_binding_is_withheld_from_sasl_mechanisms() -> None:
+    from proxy.frontend.handshake import without_channel_binding
+
+    offered = b"\x00\x00\x00\x0aSCRAM-SHA-256-PLUS\x00SCRAM-SHA-256\x00\x00"
+    assert without_channel_binding(offered) == b"\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00"
+    plain = b"\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00"
+    assert without_channel_binding(plain) == plain
