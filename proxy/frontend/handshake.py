@@ -139,7 +139,11 @@ class Handshake:
         while host.phase is Phase.STARTUP and len(buf) >= 4:
             length = INT32.unpack_from(buf, 0)[0]
             if not 8 <= length <= MAX_STARTUP_PACKET:
-                host.fail(protocol_violation("invalid length of startup packet"))
+                # As PostgreSQL (a COMMERROR): logged, and the connection closed without
+                # an answer — a client that hangs up early (a Terminate before its
+                # startup packet) or a port scanner hears nothing.
+                log.info("invalid length of startup packet (%d); closing", length)
+                host.close()
                 return
             if len(buf) < length:
                 return
