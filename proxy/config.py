@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest client message accepted"
     )
+    max_client_conn: int = Field(
+        10_000, ge=1, description="client connections accepted at once (beyond: 53300)"
+    )
+    listen_backlog: int = Field(
+        4096, ge=1, description="pending connections the kernel queues (capped by somaxconn)"
+    )
+    max_buffered_input_bytes: int = Field(
+        1024 * 1024,
+        ge=64 * 1024,
+        description="client bytes read ahead while the proxy drives a synced write",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     connectors: dict[str, ConnectorSettings] = Field(
         default_factory=dict, description="vendor accounts, [connectors.NAME] in TOML"

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import resource
 import shutil
 import signal
 import socket
@@ -43,6 +44,28 @@ def configure_logging(level: str) -> None:
     debug = logging.getLevelName(level) == logging.DEBUG
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def check_fd_limit(max_client_conn: int) -> int:
+    """Raise the open-files limit as far as allowed for ``max_client_conn`` sessions
+    (two sockets each, plus the proxy's own); warn when it stays too low (past it,
+    new clients would get a bare connection reset). Returns the soft limit."""
+    needed = 2 * max_client_conn + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft < needed:
+        log.warning(
+            "the open-files limit (%d) allows about %d clients, below max_client_conn=%d: "
+            "raise it (systemd: LimitNOFILE=) or lower max_client_conn",
+            soft,
+            max(0, (soft - 256) // 2),
+            max_client_conn,
+        )
+    return int(soft)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -106,8 +129,11 @@ def _worker_main(
 ) -> None:
     """Entry point of a worker process (and of the single in-process worker)."""
     configure_logging(settings.log_level)
+    check_fd_limit(settings.max_client_conn)
     host, port = settings.listen_address
-    sock = bind_listener(host, port, reuse_port=settings.workers > 1)
+    sock = bind_listener(
+        host, port, reuse_port=settings.workers > 1, backlog=settings.listen_backlog
+    )
     uvloop.run(run_worker(settings, index, runtime_dir, sock, tables))
 
 
@@ -214,6 +240,7 @@ def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> N
 def serve(settings: Settings) -> None:
     """Run the proxy until told to stop."""
     configure_logging(settings.log_level)
+    check_fd_limit(settings.max_client_conn)
     host, port = settings.listen_address
     _check_port_free(host, port)
     _STARTUP_SIGNALS.install()

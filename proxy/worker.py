@@ -19,7 +19,7 @@ from proxy.writes.tables import SyncedTables
 log = logging.getLogger(__name__)
 
 
-def bind_listener(host: str, port: int, reuse_port: bool) -> socket.socket:
+def bind_listener(host: str, port: int, reuse_port: bool, backlog: int = 4096) -> socket.socket:
     """A listening socket; with ``reuse_port`` every worker binds the same port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -27,7 +27,7 @@ def bind_listener(host: str, port: int, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(backlog)
     sock.setblocking(False)
     return sock
 
@@ -49,6 +49,7 @@ async def run_worker(
         CancelRegistry(worker_index, runtime_dir),
         tls=settings.client_tls_context(),
         tls_required=settings.effective_tls_mode == "require",
+        max_sessions=-(-settings.max_client_conn // settings.workers),
     )
     write_path = WritePath(settings, tables, ctx.spawn) if tables else None
     try:

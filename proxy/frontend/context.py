@@ -42,6 +42,8 @@ class WorkerContext:
     #: whether sessions that did not upgrade are refused (tls_mode = require).
     tls: ssl.SSLContext | None = None
     tls_required: bool = False
+    #: This worker's share of max_client_conn.
+    max_sessions: int = 10_000
     sessions: set[SessionControl] = field(default_factory=set)
     draining: bool = False
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -82,9 +82,12 @@ class HandshakeHost(UpstreamListener, Protocol):
 class Handshake:
     """Drives one session from its first byte to the first ReadyForQuery."""
 
-    def __init__(self, host: HandshakeHost, ctx: WorkerContext) -> None:
+    def __init__(
+        self, host: HandshakeHost, ctx: WorkerContext, *, over_limit: bool = False
+    ) -> None:
         self._host = host
         self._ctx = ctx
+        self._over_limit = over_limit
         self.buf = bytearray()
         self.protocol_version = 0
         #: The database the client asked for (PostgreSQL defaults it to the user name).
@@ -181,6 +184,11 @@ class Handshake:
             startup = parse_startup(packet)
         except StartupError as exc:
             self._host.fail(PgError(exc.sqlstate, str(exc), severity="FATAL").encode())
+            return
+        if self._over_limit:
+            self._host.fail(
+                PgError("53300", "sorry, too many clients already", severity="FATAL").encode()
+            )
             return
         if self._ctx.tls_required and not self.tls:
             # As a hostssl-only pg_hba.conf: the password never crosses in the clear.

@@ -49,6 +49,7 @@ class ClientSession(asyncio.Protocol):
         self.synced = SyncedState() if router is not None else None
         self._more_data: asyncio.Future[None] | None = None
         self._idle_waiter: asyncio.Future[None] | None = None
+        self._reading = True  # see _set_reading
 
     # -- phase ----------------------------------------------------------------
 
@@ -63,8 +64,15 @@ class ClientSession(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        # As PostgreSQL past max_connections (and PgBouncer past max_client_conn): the
+        # client is refused with 53300 once its startup packet is read.
+        over_limit = len(self._ctx.sessions) >= self._ctx.max_sessions
+        if over_limit:
+            log.warning(
+                "refusing a client: %d connections open (max_client_conn)", len(self._ctx.sessions)
+            )
         self._ctx.sessions.add(self)
-        self._handshake = Handshake(self, self._ctx)
+        self._handshake = Handshake(self, self._ctx, over_limit=over_limit)
 
     def data_received(self, data: bytes) -> None:
         phase = self._phase
@@ -74,6 +82,10 @@ class ClientSession(asyncio.Protocol):
         elif phase is Phase.INTERCEPTING:
             assert self._relay is not None
             self._relay.buf += data  # the driver reads it before handing back
+            if len(self._relay.buf) > self._ctx.settings.max_buffered_input_bytes:
+                # Read no further ahead while the proxy drives the session (a client
+                # may pipeline gigabytes): reading resumes when the driver wants more.
+                self._set_reading(False)
             self._wake(self._more_data)
         elif phase is not Phase.CLOSED:
             assert self._handshake is not None
@@ -89,6 +101,7 @@ class ClientSession(asyncio.Protocol):
         if self._handshake is not None:
             self._handshake.stop()
         self._wake(self._more_data)
+        self._wake(self._idle_waiter)
         self._end_transaction()
         self._ctx.sessions.discard(self)
         upstream = self._upstream
@@ -201,6 +214,7 @@ class ClientSession(asyncio.Protocol):
                     self._ctx.router.executor.ended(xid, entries)
 
     def upstream_lost(self, at_boundary: bool, last_kind: int) -> None:
+        self._wake(self._idle_waiter)
         self._end_transaction()
         if self._phase is Phase.CLOSED or self._transport is None:
             return
@@ -240,6 +254,7 @@ class ClientSession(asyncio.Protocol):
         if self._phase is not Phase.INTERCEPTING:
             return
         self.set_phase(Phase.RELAYING)
+        self._set_reading(True)
         relay = self._relay
         if relay.buf:
             pending, relay.buf = bytes(relay.buf), bytearray()
@@ -248,6 +263,8 @@ class ClientSession(asyncio.Protocol):
     async def until_in_step(self) -> None:
         """Wait until the upstream has answered every Sync/Query relayed so far."""
         while self.conv.pending_syncs:
+            if self._phase is Phase.CLOSED:
+                raise ConnectionResetError("the session ended")
             self._idle_waiter = asyncio.get_running_loop().create_future()
             await self._idle_waiter
         assert self._upstream is not None
@@ -257,7 +274,20 @@ class ClientSession(asyncio.Protocol):
     async def more_data(self) -> None:
         """Wait for the client's next bytes (or the end of the session)."""
         self._more_data = asyncio.get_running_loop().create_future()
+        self._set_reading(True)
         await self._more_data
+
+    def _set_reading(self, reading: bool) -> None:
+        """Pause or resume reading the client for the input cap (not for TLS or
+        upstream back-pressure, which pause and resume on their own)."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or reading == self._reading:
+            return
+        self._reading = reading
+        if reading:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
 
     def _end_transaction(self) -> None:
         """The connection ended: PostgreSQL rolls back an open transaction, so its
