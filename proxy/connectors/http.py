@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -241,3 +242,13 @@ def json_body(response: httpx.Response) -> object:
 def as_list(value: object) -> list[Mapping[str, object]]:
     """The JSON objects in ``value`` if it is a list (else none)."""
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def segment(value: object) -> str:
+    """A value (an object id) as one URL path segment. ``quote`` escapes "/", "?" and
+    "#", but "." and ".." would still be read as dot segments and change the path (an
+    UPDATE of id "." would become a create): such an id names no object."""
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise ApiError(ErrorKind.NOT_FOUND, f"no object has the id {text!r}", retry_safe=True)
+    return quote(text, safe="")

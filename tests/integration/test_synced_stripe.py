@@ -658,3 +658,90 @@ def test_delete_of_a_product_with_prices_archives_it(v: Vendors) -> None:
     [held] = v.stripe.objects("products")
     assert held["active"] is False  # archived, as Stripe's dashboard does
     assert [p["id"] for p in v.stripe.objects("prices")] == [price]
+
+
+# -- found by an adversarial review ------------------------------------------------------
+
+KEY = {"Authorization": "Bearer sk_test_sandbox"}
+
+
+def test_a_create_stripe_still_processes_is_waited_for_not_duplicated(v: Vendors) -> None:
+    """The first attempt outlives the read timeout and runs on at Stripe: the retries
+    under the same key hear 409 idempotency_key_in_use until Stripe replays it."""
+    v.stripe.fault(match={"method": "POST", "path_regex": "^/v1/customers$"}, delay_ms=4000)
+    with psycopg.connect(v.url, autocommit=True) as conn:
+        [ident] = conn.execute(INSERT_CUSTOMER, ("slow@example.com", "Slow")).fetchone()  # type: ignore[misc]
+    assert [o["id"] for o in customers(v)] == [ident]
+    statuses = [r["status"] for r in writes(v)]
+    assert 409 in statuses and statuses.count(200) <= 2  # the first, then the replay
+
+
+def test_an_update_stripe_still_processes_is_waited_for(v: Vendors) -> None:
+    ident = seed_customer(v, name="Ada")
+    v.stripe.fault(match={"method": "POST", "path_regex": "^/v1/customers/"}, delay_ms=4000)
+    with psycopg.connect(v.url, autocommit=True) as conn:
+        conn.execute("UPDATE stripe.customer SET name = 'Grace' WHERE id = %s", (ident,))
+    assert [o["name"] for o in customers(v)] == ["Grace"]
+
+
+def test_metadata_keys_named_like_unix_time_fields_are_plain_text(v: Vendors) -> None:
+    with psycopg.connect(v.url, autocommit=True) as conn:
+        [meta] = conn.execute(  # type: ignore[misc]
+            "INSERT INTO stripe.customer (email, metadata) VALUES ('m@example.com', %s) "
+            "RETURNING metadata",
+            (Jsonb({"created": "yesterday", "updated": "2024-01-01T00:00:00Z"}),),
+        ).fetchone()
+    assert meta == {"created": "yesterday", "updated": "2024-01-01T00:00:00Z"}
+
+
+def test_an_impossible_redeem_by_is_a_check_violation(v: Vendors) -> None:
+    with (
+        psycopg.connect(v.url, autocommit=True) as conn,
+        pytest.raises(pg_errors.CheckViolation) as caught,
+    ):
+        conn.execute(
+            "INSERT INTO stripe.coupon (percent_off, duration, redeem_by) "
+            "VALUES (10, 'once', 'infinity')"
+        )
+    assert caught.value.diag.column_name == "redeem_by"
+    assert writes(v) == []
+
+
+def test_a_lost_create_is_found_by_replay_whatever_else_stripe_holds(v: Vendors) -> None:
+    """Another customer's metadata named like a time field, a percent Stripe rounds:
+    neither stops the journal from finding and undoing what a lost create made."""
+    v.stripe.http.post(
+        "/v1/customers",
+        data={"email": "other@example.com", "metadata[updated]": "last week"},
+        headers=KEY,
+    ).raise_for_status()
+    outside = [o["id"] for o in customers(v)]
+    v.stripe.fault(
+        match={"method": "POST", "path_regex": "^/v1/(customers|coupons)$"},
+        status=500,
+        apply=True,
+        times=20,
+    )
+    with psycopg.connect(v.url, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error):
+            conn.execute(INSERT_CUSTOMER, ("mine@example.com", "Mine"))
+        with pytest.raises(psycopg.Error):
+            conn.execute(
+                "INSERT INTO stripe.coupon (percent_off, duration) "
+                "VALUES (33.333333333333333333, 'once')"
+            )
+    v.stripe.http.delete("/_sandbox/faults").raise_for_status()
+    v.settle()
+    assert [o["id"] for o in customers(v)] == outside
+    assert v.stripe.objects("coupons") == []
+    v.stripe.http.delete(f"/v1/customers/{outside[0]}", headers=KEY).raise_for_status()
+
+
+def test_an_id_that_is_a_dot_segment_names_no_object(v: Vendors) -> None:
+    v.local("INSERT INTO stripe.customer (id, email) VALUES ('.', 'dot@example.com') RETURNING id")
+    with psycopg.connect(v.url) as conn:
+        with pytest.raises(pg_errors.NoDataFound):
+            conn.execute("UPDATE stripe.customer SET name = 'x' WHERE id = '.'")
+        conn.rollback()
+    assert writes(v) == []
+    v.local("DELETE FROM stripe.customer RETURNING id")

@@ -630,10 +630,35 @@ def _listing(*objects: dict[str, Any]) -> Callable[[httpx.Request], httpx.Respon
     return respond
 
 
-async def test_find_created_matches_nested_fields_stripe_completed(
+async def _unknown(call: VendorCall) -> str:
+    return "unknown"
+
+
+async def test_find_created_asks_stripe_by_replaying_under_the_same_key(
     connector: StripeConnector, vendor: Vendor
 ) -> None:
-    """The create sent part of an address; Stripe holds every key of it (null)."""
+    """Within Stripe's 24 h, the journaled request is sent again under its key: Stripe
+    replays the first attempt's answer (a 4xx: nothing was made)."""
+    ours = {**CUSTOMER, "id": "cus_ours", "created": int(datetime.now(UTC).timestamp())}
+    vendor.answers = [httpx.Response(200, json=ours)]
+    sent = encode_fields({"email": "a@b.co", "metadata": {"plan": "pro"}}, clearing=False)
+    call = VendorCall(Operation.CREATE, "customers", ({"properties": sent},))
+    [found] = await connector.find_created(call, datetime.now(UTC) - timedelta(minutes=1))
+    assert found is not None and found.id == "cus_ours"
+    [request] = vendor.requests
+    assert request.headers["Idempotency-Key"] == call.call_id
+    assert request.content == b"email=a%40b.co&metadata%5Bplan%5D=pro"
+    refused = {"error": {"type": "invalid_request_error", "message": "Invalid email"}}
+    vendor.answers = [httpx.Response(400, json=refused)]
+    assert await connector.find_created(call, datetime.now(UTC)) == [None]
+
+
+async def test_find_created_matches_nested_fields_stripe_completed(
+    connector: StripeConnector, vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the replay window (or when replay cannot tell), by listing: the create sent
+    part of an address; Stripe holds every key of it (null)."""
+    monkeypatch.setattr(connector, "_replayed", _unknown)
     now = int(datetime.now(UTC).timestamp())
     ours = {
         **CUSTOMER,
@@ -664,8 +689,9 @@ async def test_find_created_matches_nested_fields_stripe_completed(
 
 
 async def test_find_created_never_claims_an_object_that_differs_or_is_old(
-    connector: StripeConnector, vendor: Vendor
+    connector: StripeConnector, vendor: Vendor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(connector, "_replayed", _unknown)
     old = {**CUSTOMER, "id": "cus_old", "created": 1_000_000_000}
     differs = {
         **CUSTOMER,

@@ -24,7 +24,7 @@ from ..base import (
     VendorCall,
 )
 from ..batches import BatchDriver
-from ..http import Reply, as_mapping
+from ..http import Reply, as_mapping, segment
 from ..inputs import ConnectorBase, create_inputs, update_inputs, upsert_inputs
 from ..lookup import KnownIds, _created_since, find_created
 from ..mapping import ObjectMapping, TableShape
@@ -116,8 +116,8 @@ class HubSpotConnector(ConnectorBase):
                 compensation=compensation,
             )
             await hooks.before_send(call)
-            base = f"/crm/v4/objects/{quote(from_type, safe='')}/{quote(from_id, safe='')}"
-            target = f"{quote(to_type, safe='')}/{quote(to_id, safe='')}"
+            base = f"/crm/v4/objects/{quote(from_type, safe='')}/{segment(from_id)}"
+            target = f"{quote(to_type, safe='')}/{segment(to_id)}"
             try:
                 if operation is Operation.ASSOCIATE:
                     path = f"{base}/associations/default/{target}"
@@ -160,7 +160,7 @@ class HubSpotConnector(ConnectorBase):
         try:
             reply = await self._client.request(
                 "GET",
-                f"{_base(object_type)}/{quote(str(object_id), safe='')}",
+                f"{_base(object_type)}/{segment(object_id)}",
                 object_type=object_type,
                 idempotent=True,
                 params=params,
@@ -268,7 +268,7 @@ class HubSpotConnector(ConnectorBase):
 
         if len(items) == 1 and operation is not Operation.UPSERT:
             item = items[0]
-            path = f"{base}/{quote(str(item.get('id', '')), safe='')}"
+            path = "" if operation is Operation.CREATE else f"{base}/{segment(item.get('id'))}"
             match operation:
                 case Operation.CREATE:
                     reply = await send("POST", base, {"properties": item["properties"]})

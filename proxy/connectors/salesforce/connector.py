@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from urllib.parse import quote
 
 from ..base import (
     ApiError,
@@ -26,7 +25,7 @@ from ..base import (
     VendorCall,
 )
 from ..batches import BatchDriver
-from ..http import Reply, as_list, as_mapping
+from ..http import Reply, as_list, as_mapping, segment
 from ..inputs import ConnectorBase, Encode, create_inputs, update_inputs, upsert_inputs
 from ..lookup import KnownIds, find_created
 from ..mapping import MappingError, ObjectMapping, TableShape
@@ -43,7 +42,7 @@ _GONE = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY")
 
 
 def _q(part: str) -> str:
-    return quote(part, safe="")
+    return segment(part)
 
 
 class SalesforceConnector(ConnectorBase):

@@ -19,15 +19,25 @@ from ..base import ApiError, ErrorKind
 from .objects import UNIX_TIME_FIELDS
 
 
+class BadTimestamp(ValueError):
+    """A unix-time field's value is not an instant Stripe can hold."""
+
+
 def param_value(name: str, value: object) -> object:
-    """One field's value as Stripe takes it (still nested; see ``form``)."""
+    """One top-level field's value as Stripe takes it (still nested; see ``form``).
+    Only a top-level unix-time field is converted: a metadata key that happens to be
+    called ``created`` holds whatever text it was given."""
+    if name in UNIX_TIME_FIELDS and isinstance(value, int | str) and value != "":
+        return _unix(value)
+    return _nested(value)
+
+
+def _nested(value: object) -> object:
     match value:
         case None:
             return ""
         case bool():
             return "true" if value else "false"
-        case int() | str() if name in UNIX_TIME_FIELDS and value != "":
-            return _unix(value)
         case int():
             return str(value)
         case float() if math.isfinite(value):
@@ -39,16 +49,19 @@ def param_value(name: str, value: object) -> object:
         case datetime() | date():
             return value.isoformat()
         case Mapping():
-            return {str(k): param_value(str(k), v) for k, v in value.items()}
+            return {str(k): _nested(v) for k, v in value.items()}
         case list() | tuple():
-            return [param_value(name, v) for v in value]
+            return [_nested(v) for v in value]
     raise TypeError(f"cannot send a {type(value).__name__} value to Stripe")
 
 
 def _unix(value: int | str) -> str:
     if isinstance(value, int):
         return str(value)
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:  # 'infinity', a BC date, a year past 9999
+        raise BadTimestamp(f"{value!r} is not an instant Stripe can hold") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return str(int(moment.timestamp()))
@@ -61,6 +74,8 @@ def encode_fields(row: Mapping[str, object], *, clearing: bool) -> dict[str, obj
             continue
         try:
             encoded[name] = param_value(name, value)
+        except BadTimestamp as exc:
+            raise ApiError(ErrorKind.INVALID_VALUE, str(exc), column=name) from None
         except (TypeError, ValueError) as exc:
             raise ApiError(ErrorKind.UNSUPPORTED, str(exc), column=name) from None
     return encoded

@@ -15,10 +15,12 @@ delete because prices use it.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
-from urllib.parse import quote
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from ..base import (
     ApiError,
@@ -31,7 +33,7 @@ from ..base import (
     VendorCall,
 )
 from ..batches import BatchDriver
-from ..http import Reply, as_list, as_mapping
+from ..http import Reply, as_list, as_mapping, segment
 from ..inputs import ConnectorBase, create_inputs, update_inputs
 from ..lookup import KnownIds, find_created
 from ..mapping import ObjectMapping, TableShape
@@ -51,6 +53,8 @@ class StripeConnector(ConnectorBase):
 
     def __init__(self, settings: StripeSettings) -> None:
         self._client = StripeClient(settings)
+        self._inflight_wait_s = settings.inflight_wait_s
+        self._inflight_poll_s = settings.inflight_poll_s
         self._batches = BatchDriver(self._dispatch, 1)
 
     async def map_table(self, shape: TableShape) -> ObjectMapping:
@@ -126,7 +130,7 @@ class StripeConnector(ConnectorBase):
         try:
             reply = await self._client.request(
                 "GET",
-                f"/v1/{object_type}/{quote(object_id, safe='')}",
+                f"/v1/{object_type}/{segment(object_id)}",
                 object_type=object_type,
                 idempotent=True,
             )
@@ -160,12 +164,18 @@ class StripeConnector(ConnectorBase):
         unique_property: str | None = None,
         known: KnownIds | None = None,
     ) -> list[ApiObject | None]:
-        """Stripe enforces no unique field (two customers may share an email), so each
-        input is matched against the objects created since the call. Both sides are
+        """Within Stripe's idempotency window (24 h), by replaying the request under its
+        key (see ``_replayed``). Older, by listing: Stripe enforces no unique field (two
+        customers may share an email), so each input is matched against the objects
+        created since the call. Both sides are
         compared as form leaves (``address[city]``): Stripe answers a nested object
         with every key (``address[line2]: null``), and an input sent only some."""
         if call.operation is not Operation.CREATE:
             raise ValueError(f"find_created: {call.operation} calls create nothing")
+        if datetime.now(UTC) - since < IDEMPOTENCY_WINDOW and len(call.inputs) == 1:
+            replayed = await self._replayed(call)
+            if replayed != "unknown":
+                return [replayed]
         listed: dict[str, ApiObject] = {}
 
         async def created_leaves(
@@ -186,6 +196,60 @@ class StripeConnector(ConnectorBase):
             flat, since, None, connector=self, list_created=created_leaves, known=known
         )
         return [None if o is None else listed.get(o.id, o) for o in found]
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        object_type: str,
+        params: Mapping[str, object] | None,
+        key: Mapping[str, str],
+    ) -> Reply:
+        """One request under its idempotency key. While Stripe still processes an
+        earlier attempt with the same key (``idempotency_key_in_use``: the first one
+        timed out here but runs on there), ask again until Stripe replays the first
+        attempt's answer; past ``inflight_wait_s`` the outcome is unknown."""
+        data = dict(form(params)) if params else None
+        deadline = time.monotonic() + self._inflight_wait_s
+        while True:
+            try:
+                return await self._client.request(
+                    method, path, object_type=object_type, idempotent=True, data=data, headers=key
+                )
+            except ApiError as exc:
+                if exc.vendor_code != "idempotency_key_in_use":
+                    raise
+                if time.monotonic() >= deadline:
+                    raise ApiError(
+                        ErrorKind.OUTCOME_UNKNOWN,
+                        "Stripe is still processing an earlier attempt of this request",
+                        http_status=exc.http_status,
+                        vendor_request_id=exc.vendor_request_id,
+                        vendor_code=exc.vendor_code,
+                        retry_safe=False,
+                    ) from None
+                await asyncio.sleep(self._inflight_poll_s)
+
+    async def _replayed(self, call: VendorCall) -> ApiObject | Literal["unknown"] | None:
+        """What a create whose answer was lost made, asked of Stripe itself: the same
+        request under the same idempotency key is answered with the first attempt's
+        answer (an object, or the error that created nothing). Had the first attempt
+        never arrived, this one makes the object — which the journal then undoes, as
+        it would have undone the first."""
+        (item,) = call.inputs
+        try:
+            reply = await self._send(
+                "POST",
+                f"/v1/{call.object_type}",
+                call.object_type,
+                as_mapping(item.get("properties")),
+                {"Idempotency-Key": idempotency_key(call)},
+            )
+        except ApiError as exc:
+            if exc.retry_safe and exc.kind is not ErrorKind.IDEMPOTENCY:
+                return None  # the first attempt's answer was an error: nothing made
+            return "unknown"
+        return _to_object(as_mapping(reply.body))
 
     async def _created_since(
         self, object_type: str, start: datetime, properties: Sequence[str]
@@ -212,14 +276,11 @@ class StripeConnector(ConnectorBase):
     async def _dispatch(self, call: VendorCall) -> CallOutcome:
         (item,) = call.inputs
         resource = f"/v1/{call.object_type}"
-        key = {"Idempotency-Key": call.trace_id(0)}
+        key = {"Idempotency-Key": idempotency_key(call)}
         fields = as_mapping(item.get("properties"))
 
         async def send(method: str, path: str, params: Mapping[str, object] | None) -> Reply:
-            data = dict(form(params)) if params else None
-            return await self._client.request(
-                method, path, object_type=call.object_type, idempotent=True, data=data, headers=key
-            )
+            return await self._send(method, path, call.object_type, params, key)
 
         match call.operation:
             case Operation.CREATE:
@@ -228,10 +289,10 @@ class StripeConnector(ConnectorBase):
             case Operation.UPDATE:
                 object_id = str(item["id"])
                 params = await self._with_removed_keys(call.object_type, object_id, fields)
-                reply = await send("POST", f"{resource}/{quote(object_id, safe='')}", params)
+                reply = await send("POST", f"{resource}/{segment(object_id)}", params)
                 return CallOutcome(results=(_to_object(as_mapping(reply.body)),))
             case Operation.ARCHIVE:
-                path = f"{resource}/{quote(str(item['id']), safe='')}"
+                path = f"{resource}/{segment(item['id'])}"
                 spec = stripe_object(call.object_type)
                 try:
                     if spec.delete_hint is not None:
@@ -245,7 +306,7 @@ class StripeConnector(ConnectorBase):
                         raise
                     # Stripe refuses to delete a product that has prices: archive it,
                     # as Stripe's own dashboard does (under its own idempotency key).
-                    key["Idempotency-Key"] = call.trace_id(0) + ":archive"
+                    key["Idempotency-Key"] = idempotency_key(call) + ":archive"
                     await send("POST", path, {"active": "false"})
                 return CallOutcome()
         raise ApiError(ErrorKind.UNSUPPORTED, f"Stripe cannot {call.operation} objects")
@@ -258,6 +319,16 @@ def _encode(row: Row, clearing: bool) -> dict[str, object]:
 def _leaves(obj: ApiObject) -> ApiObject:
     """The object with its fields as the form leaves a create would send for them."""
     return replace(obj, properties=dict(form(encode_fields(obj.properties, clearing=False))))
+
+
+#: Stripe keeps an idempotency key's answer for 24 hours; a margin for clock skew.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
+def idempotency_key(call: VendorCall) -> str:
+    """The call's key: its journal call id (one row per Stripe call), so recovery can
+    send the same request under the same key from the journal alone."""
+    return call.call_id
 
 
 def _to_object(raw: Mapping[str, object]) -> ApiObject:
