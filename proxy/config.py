@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024, description="largest client message accepted"
     )
     max_client_conn: int = Field(
-        10_000, ge=1, description="client connections accepted at once (beyond: 53300)"
+        5_000, ge=1, description="client connections accepted at once (beyond: 53300)"
     )
     listen_backlog: int = Field(
         4096, ge=1, description="pending connections the kernel queues (capped by somaxconn)"

@@ -314,6 +314,9 @@ class GuardKeeper:
         self._sync_roles = sync_roles
         self._on_key = on_key
 
+    def replace_tables(self, tables: Sequence[SyncedTable]) -> None:
+        self._tables = tables
+
     async def check(self) -> None:
         async with self._pool().acquire() as conn:
             missing = await unguarded(conn, self._schema, self._tables)

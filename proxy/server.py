@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import resource
 import shutil
 import signal
@@ -86,6 +87,10 @@ class _StartupSignals:
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        # A reload request (systemctl reload) before the workers can act on it must not
+        # kill the proxy (SIGHUP's default); workers inherit the disposition until
+        # their own handler reads the catalog again.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         if self._pending:
@@ -129,7 +134,6 @@ def _worker_main(
 ) -> None:
     """Entry point of a worker process (and of the single in-process worker)."""
     configure_logging(settings.log_level)
-    check_fd_limit(settings.max_client_conn)
     host, port = settings.listen_address
     sock = bind_listener(
         host, port, reuse_port=settings.workers > 1, backlog=settings.listen_backlog
@@ -193,7 +197,13 @@ def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> N
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
         process = ctx.Process(target=_worker_main, args=(settings, index, runtime_dir, tables))
-        process.start()
+        # The child starts with SIGHUP ignored (a handler would reset to "terminate"
+        # at exec) until its event loop handles it.
+        reload_handler = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGHUP, reload_handler)
         backoff.started(index, time.monotonic())
         return process
 
@@ -206,8 +216,16 @@ def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> N
             if process.is_alive():
                 process.terminate()
 
+    def on_reload(_signum: int, _frame: object) -> None:
+        log.info("SIGHUP: asking the workers to read the catalog again")
+        for process in workers:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGHUP)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    signal.signal(signal.SIGHUP, on_reload)
     for index in range(settings.workers):
         workers.append(start(index))
     while not stopping:

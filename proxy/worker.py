@@ -52,6 +52,9 @@ async def run_worker(
         max_sessions=-(-settings.max_client_conn // settings.workers),
     )
     write_path = WritePath(settings, tables, ctx.spawn) if tables else None
+    # A reload asked for while this worker starts is done once it can be.
+    reload_asked = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
     try:
         if write_path is not None:
             await write_path.start()
@@ -61,6 +64,16 @@ async def run_worker(
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        reloading = asyncio.Lock()
+
+        def reload() -> None:
+            reload_asked.clear()
+            ctx.spawn(reload_catalog(write_path, reloading))
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        if reload_asked.is_set():
+            reload()
+        log.info("worker %d ready", worker_index)
         await stop.wait()
         log.info("worker %d shutting down: %d sessions open", worker_index, len(ctx.sessions))
         server.close()
@@ -72,6 +85,25 @@ async def run_worker(
         await ctx.wait_tasks(settings.connect_timeout)
         if write_path is not None:
             await write_path.stop()
+
+
+async def reload_catalog(write_path: WritePath | None, lock: asyncio.Lock) -> None:
+    """SIGHUP: read the catalog again (new synced tables, views, rules), keeping every
+    session; on failure the previous catalog stays and the reason is logged."""
+    if write_path is None:
+        log.info("SIGHUP: no synced tables at startup; a restart is needed to sync new ones")
+        return
+    async with lock:
+        try:
+            tables = await write_path.reload()
+        except Exception as exc:
+            log.error("SIGHUP: reading the catalog again failed, the previous one stays: %s", exc)
+            return
+    log.info(
+        "SIGHUP: catalog read again: %d synced tables, %d dependent relations",
+        len(tables.tables),
+        len(tables.dependents),
+    )
 
 
 async def drain(ctx: WorkerContext, timeout: float) -> None:

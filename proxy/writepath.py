@@ -18,12 +18,12 @@ from datetime import timedelta
 from proxy.config import Settings
 from proxy.connectors import connector_from, connector_settings
 from proxy.connectors.base import Connector
-from proxy.guard import GuardKeeper
+from proxy.guard import GuardKeeper, install_guard
 from proxy.journal import Journal, RecoveryLoop, Resolver
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.journaling import LiveJournal, Spawn
 from proxy.writes.router import WriteRouter
-from proxy.writes.tables import SyncedTables, quote_ident
+from proxy.writes.tables import SyncedTables, load_synced_tables, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,15 @@ def build_connectors(tables: SyncedTables) -> dict[str, Connector]:
     }
 
 
+def _synced_map(tables: SyncedTables) -> dict[tuple[str, str], tuple[str, str]]:
+    """(connector, object type) -> (synced table, id column), for the resolver."""
+    return {
+        (t.connector, t.object_type): (t.qualified, quote_ident(t.id_column))
+        for t in tables.tables.values()
+        if t.ends is None
+    }
+
+
 class WritePath:
     """Connectors + journal + resolver + router; None of it when nothing is synced."""
 
@@ -51,15 +60,8 @@ class WritePath:
             lease_s=settings.journal_lease_seconds,
             connect_timeout=settings.connect_timeout,
         )
-        self.resolver = Resolver(
-            self.journal,
-            self._connectors,
-            synced={
-                (t.connector, t.object_type): (t.qualified, quote_ident(t.id_column))
-                for t in tables.tables.values()
-                if t.ends is None
-            },
-        )
+        self._settings = settings
+        self.resolver = Resolver(self.journal, self._connectors, synced=_synced_map(tables))
         self.router = WriteRouter(
             tables,
             WriteExecutor(
@@ -70,7 +72,7 @@ class WritePath:
             ),
         )
         executor = self.router.executor
-        guard = GuardKeeper(
+        self._guard = guard = GuardKeeper(
             lambda: self.journal.pool,
             settings.journal_schema,
             list(tables.tables.values()),
@@ -90,6 +92,30 @@ class WritePath:
         report = await self._recovery.start()
         if report.outcomes:
             log.info("journal recovery at startup: %s", report)
+
+    async def reload(self) -> SyncedTables:
+        """Read the catalog again (SIGHUP): synced tables, views and rules created since
+        startup, with the configuration the proxy started with. The guard is installed
+        on new tables first; then every part of the write path switches to the new map
+        at once, so a session's next statement sees it. On any error the old map stays."""
+        settings = self._settings
+        assert settings.upstream_url is not None
+        tables = await load_synced_tables(
+            settings.upstream_url, settings.connectors, settings.synced_tables
+        )
+        async with self.journal.pool.acquire() as conn:
+            tables.guard = await install_guard(
+                conn,
+                settings.journal_schema,
+                tables.tables.values(),
+                settings.sync_roles,
+                lock_timeout_ms=3000,
+            )
+            tables.database = str(await conn.fetchval("SELECT pg_catalog.current_database()"))
+        self._guard.replace_tables(list(tables.tables.values()))
+        self.resolver.replace_synced(_synced_map(tables))
+        self.router.replace_tables(tables)
+        return tables
 
     async def stop(self) -> None:
         await self._recovery.stop()

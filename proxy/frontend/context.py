@@ -43,7 +43,7 @@ class WorkerContext:
     tls: ssl.SSLContext | None = None
     tls_required: bool = False
     #: This worker's share of max_client_conn.
-    max_sessions: int = 10_000
+    max_sessions: int = 5_000
     sessions: set[SessionControl] = field(default_factory=set)
     draining: bool = False
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

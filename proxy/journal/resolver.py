@@ -111,6 +111,9 @@ class Resolver:
     def journal(self) -> Journal:
         return self._journal
 
+    def replace_synced(self, synced: Mapping[tuple[str, str], tuple[str, str]]) -> None:
+        self._synced = dict(synced)
+
     async def resolve(self, ids: Iterable[int]) -> Report:
         """Resolve these entries now (the live path). Entries held by someone else
         are reported BUSY; those already closed (a call the vendor rejected) SETTLED;

@@ -40,7 +40,11 @@ class DeferredArchives:
         self._token = token
         #: Association tables: their rows go with an archived object (the vendor drops
         #: an archived object's associations).
-        self._association_tables = [t for t in associations if t.ends is not None]
+        self.replace_associations(associations)
+
+    def replace_associations(self, tables: Sequence[SyncedTable]) -> None:
+        #: The association tables whose rows end with an archived object.
+        self._association_tables = [t for t in tables if t.ends is not None]
 
     async def archive_deferred(self, channel: UpstreamChannel, ledger: TxLedger) -> Failure | None:
         """Just before COMMIT: check deferred constraints (so the COMMIT cannot fail on

@@ -34,6 +34,15 @@ class WriteRouter:
         self.executor = executor
         self._plans: dict[tuple[str, str, str], WritePlan] = {}
 
+    def replace_tables(self, tables: SyncedTables) -> None:
+        """A catalog read again (SIGHUP): new classifier and plans, the same executor
+        (its guard key and association tables updated)."""
+        self.classifier = WriteClassifier(tables.qualified_names)
+        self._plans = {}
+        self.executor.use_guard_key(tables.guard)
+        self.executor.archives.replace_associations(list(tables.tables.values()))
+        self.tables = tables
+
     def classify(self, sql: str) -> Classification:
         return self.classifier.classify(sql)
 
