@@ -100,13 +100,20 @@ class Interceptor:
                 return await self._forward(raw, kind)
             return await self._query(raw, sql)
         if kind == Frontend.PARSE:
-            parse = Parse.decode(body, self._conv.encoding or "utf-8")
+            try:
+                parse = Parse.decode(body, self._conv.encoding or "utf-8")
+            except ValueError:  # malformed: PostgreSQL's own answer
+                return await self._forward(raw, kind)
             if _undecodable(parse.query):
                 return await self._forward(raw, kind)
             await self._parse(raw, parse)
             return True
         if kind == Frontend.BIND:
-            await self._bind(raw, Bind.decode(body))
+            try:
+                bind = Bind.decode(body)
+            except ValueError:
+                return await self._forward(raw, kind)
+            await self._bind(raw, bind)
             return True
         if kind == Frontend.EXECUTE:
             return await self._execute(raw, extended.execute_portal(body))

@@ -140,8 +140,11 @@ class ClientRelay:
                 return True
             return synced.ledger.active and bool(transaction_controls(sql))
         if kind == PARSE:
-            sql = Parse.decode(body).query
-            name = statement_name(body)
+            try:
+                sql = Parse.decode(body).query
+                name = statement_name(body)
+            except ValueError:
+                return False  # malformed: PostgreSQL refuses it before running anything
             if not router.classify(sql).passthrough:
                 return True
             if synced.statements:

@@ -103,3 +103,32 @@ def test_the_open_files_limit_is_raised_for_max_client_conn() -> None:
         assert check_fd_limit((wanted - 256) // 2) >= wanted - 1
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"stmt",
+        b"stmt\0INSERT INTO hubspot.contact",
+        b"\0SELECT 1\0\xff\xff",
+        b"\0SELECT 1\0\x00\x05\x00\x00",
+        b"\xff\xfe\0SELECT 1\0\x00\x00",
+    ],
+    ids=["empty", "no-query", "unterminated", "huge-count", "short-types", "bad-name"],
+)
+def test_a_malformed_parse_gets_postgresqls_answer(hs: Harness, body: bytes) -> None:
+    """With synced tables the proxy reads every Parse; one it cannot read goes to
+    PostgreSQL, which refuses it (08P01) before running anything — no traceback, and
+    the session goes on after Sync."""
+    before = hs.proxy.log().count("Traceback")
+    with RawClient(hs.proxy.port) as client:
+        client.send(startup_packet(database="synced"))
+        client.read_until(b"Z")
+        client.send(message(b"P", body) + message(b"S"))
+        answers = client.read_until(b"Z")
+        assert [e["sqlstate"] for e in errors(answers)] in (["08P01"], ["22021"], [])
+        client.send(query("SELECT 42"))
+        assert errors(client.read_until(b"Z")) == []
+        client.send(message(b"X"))
+    assert hs.proxy.log().count("Traceback") == before

@@ -23,6 +23,14 @@ class Bind:
 
     @classmethod
     def decode(cls, body: bytes) -> Bind:
+        """ValueError when the message is malformed (PostgreSQL then answers it)."""
+        try:
+            return cls._decode(body)
+        except struct.error as exc:
+            raise ValueError(f"invalid Bind message: {exc}") from None
+
+    @classmethod
+    def _decode(cls, body: bytes) -> Bind:
         portal_end = body.index(b"\0")
         stmt_end = body.index(b"\0", portal_end + 1)
         pos = stmt_end + 1

@@ -16,11 +16,15 @@ class Parse:
 
     @classmethod
     def decode(cls, body: bytes, encoding: str = "utf-8") -> Parse:
-        """The message in the session's client encoding (names and text alike)."""
-        name_end = body.index(b"\0")
-        query_end = body.index(b"\0", name_end + 1)
-        count = INT16.unpack_from(body, query_end + 1)[0]
-        types = struct.unpack_from(f"!{count}I", body, query_end + 3)
+        """The message in the session's client encoding (names and text alike);
+        ValueError when it is malformed (PostgreSQL then answers it with its own error)."""
+        try:
+            name_end = body.index(b"\0")
+            query_end = body.index(b"\0", name_end + 1)
+            count = INT16.unpack_from(body, query_end + 1)[0]
+            types = struct.unpack_from(f"!{count}I", body, query_end + 3)
+        except (ValueError, struct.error) as exc:
+            raise ValueError(f"invalid Parse message: {exc}") from None
         return cls(
             name=body[:name_end].decode(encoding, "surrogateescape"),
             query=body[name_end + 1 : query_end].decode(encoding, "surrogateescape"),
