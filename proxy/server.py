@@ -17,8 +17,9 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import uvloop
@@ -45,6 +46,10 @@ def configure_logging(level: str) -> None:
     debug = logging.getLevelName(level) == logging.DEBUG
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+STARTUP_RETRY_CAP_S = 30.0
+T = TypeVar("T")
 
 
 def check_fd_limit(max_client_conn: int) -> int:
@@ -146,20 +151,51 @@ def load_tables(settings: Settings) -> SyncedTables:
     if not settings.connectors:
         return SyncedTables()
     assert settings.upstream_url is not None
+    url = settings.upstream_url
     try:
-        tables = asyncio.run(
-            load_synced_tables(settings.upstream_url, settings.connectors, settings.synced_tables)
+        tables = _until_upstream_answers(
+            settings,
+            lambda: load_synced_tables(url, settings.connectors, settings.synced_tables),
         )
     except ConfigError as exc:
         raise SystemExit(f"writeproxy: invalid configuration: {exc}") from exc
+    except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not help
+        raise SystemExit(f"writeproxy: PostgreSQL refused the proxy's connection: {exc}") from exc
     if tables:
         try:
-            tables.guard, tables.database = asyncio.run(_prepare_upstream(settings, tables))
+            tables.guard, tables.database = _until_upstream_answers(
+                settings, lambda: _prepare_upstream(settings, tables)
+            )
         except GuardSetupError as exc:
             raise SystemExit(f"writeproxy: cannot install the guard: {exc}") from exc
         except JournalSetupError as exc:
             raise SystemExit(f"writeproxy: cannot set up the write journal: {exc}") from exc
     return tables
+
+
+#: Upstream failures that mean "not reachable yet" (not a wrong configuration).
+_NOT_YET = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+
+
+def _until_upstream_answers(settings: Settings, attempt: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a startup step that needs PostgreSQL, again and again with capped
+    exponential backoff while PostgreSQL cannot be reached (starting before the
+    database, as a service manager may, is normal); SIGTERM ends the wait."""
+    delay = 0.5
+    upstream = settings.upstream
+    while True:
+        try:
+            return asyncio.run(attempt())
+        except _NOT_YET as exc:
+            log.warning(
+                "PostgreSQL at %s:%s is not reachable (%s); retrying in %.0fs",
+                upstream.host,
+                upstream.port,
+                str(exc) or type(exc).__name__,
+                delay,
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, STARTUP_RETRY_CAP_S)
 
 
 async def _prepare_upstream(settings: Settings, tables: SyncedTables) -> tuple[GuardKey, str]:
