@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         ge=64 * 1024,
         description="client bytes read ahead while the proxy drives a synced write",
     )
+    admin_listen: str | None = Field(
+        None, description="HOST:PORT of the admin HTTP endpoint (/metrics, /healthz, /readyz)"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     connectors: dict[str, ConnectorSettings] = Field(
         default_factory=dict, description="vendor accounts, [connectors.NAME] in TOML"
@@ -110,6 +113,13 @@ class Settings(BaseSettings):
     @classmethod
     def _check_listen(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("admin_listen")
+    @classmethod
+    def _check_admin_listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
         return value
 
     @field_validator("upstream_url")

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 import asyncpg
 import uvloop
 
-from proxy.config import Settings
+from proxy import metrics
+from proxy.config import Settings, parse_listen
 from proxy.embedded import LocalPostgres
 from proxy.guard import GuardSetupError, install_guard
 from proxy.guard_key import GuardKey
@@ -139,11 +140,15 @@ def _worker_main(
 ) -> None:
     """Entry point of a worker process (and of the single in-process worker)."""
     configure_logging(settings.log_level)
+    admin_sock = None
+    if settings.admin_listen is not None:  # bound first: it answers once clients can connect
+        admin_host, admin_port = parse_listen(settings.admin_listen)
+        admin_sock = bind_listener(admin_host, admin_port, reuse_port=settings.workers > 1)
     host, port = settings.listen_address
     sock = bind_listener(
         host, port, reuse_port=settings.workers > 1, backlog=settings.listen_backlog
     )
-    uvloop.run(run_worker(settings, index, runtime_dir, sock, tables))
+    uvloop.run(run_worker(settings, index, runtime_dir, sock, tables, admin_sock))
 
 
 def load_tables(settings: Settings) -> SyncedTables:
@@ -272,6 +277,8 @@ def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> N
                 continue
             now = time.monotonic()
             if index not in restart_at:
+                if process.pid is not None:
+                    metrics.worker_gone(process.pid)
                 delay = backoff.exited(index, now)
                 restart_at[index] = now + delay
                 log.error(
@@ -299,6 +306,11 @@ def serve(settings: Settings) -> None:
     _check_port_free(host, port)
     _STARTUP_SIGNALS.install()
     with contextlib.ExitStack() as stack:
+        if settings.admin_listen is not None:
+            # Before any worker starts and before prometheus-client is first imported.
+            metrics_dir = tempfile.mkdtemp(prefix="writeproxy-metrics-")
+            stack.callback(shutil.rmtree, metrics_dir, ignore_errors=True)
+            os.environ[metrics.MULTIPROC_ENV] = metrics_dir
         if settings.upstream_url is None:
             url = stack.enter_context(embedded_postgres(settings))
             settings = settings.model_copy(update={"upstream_url": url})

@@ -9,6 +9,7 @@ import signal
 import socket
 from pathlib import Path
 
+from proxy.admin import AdminServer
 from proxy.cancel import CancelRegistry
 from proxy.config import Settings
 from proxy.frontend.context import WorkerContext
@@ -38,6 +39,7 @@ async def run_worker(
     runtime_dir: Path | None,
     sock: socket.socket,
     tables: SyncedTables,
+    admin_sock: socket.socket | None = None,
 ) -> None:
     """The worker's lifespan (as uvicorn's server): startup, serve until SIGTERM or
     SIGINT, then a shutdown that drains sessions, awaits background tasks and closes
@@ -52,14 +54,19 @@ async def run_worker(
         max_sessions=-(-settings.max_client_conn // settings.workers),
     )
     write_path = WritePath(settings, tables, ctx.spawn) if tables else None
+    admin = AdminServer(settings.upstream, lambda: ready) if admin_sock is not None else None
+    ready = False
     # A reload asked for while this worker starts is done once it can be.
     reload_asked = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
     try:
+        if admin is not None and admin_sock is not None:
+            await admin.start(admin_sock)
         if write_path is not None:
             await write_path.start()
             ctx.router = write_path.router
         server = await loop.create_server(lambda: ClientSession(ctx), sock=sock)
+        ready = True
         await ctx.cancels.serve_peers()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -76,7 +83,10 @@ async def run_worker(
         log.info("worker %d ready", worker_index)
         await stop.wait()
         log.info("worker %d shutting down: %d sessions open", worker_index, len(ctx.sessions))
+        ready = False
         server.close()
+        if admin is not None:
+            admin.close()
         ctx.cancels.close()
         await drain(ctx, settings.shutdown_timeout)
     finally:

@@ -15,6 +15,7 @@ OUTCOME_UNKNOWN (the journal finds out what happened) and is never sent blindly 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from proxy import metrics
 from proxy.backend.params import dumps_exact, loads_exact
 
 from .base import ApiError, ErrorKind
@@ -146,9 +148,13 @@ class VendorHttp:
         form-encoded body; ``headers`` (e.g. an idempotency key) go on every attempt."""
         ambiguous = False
         reauthenticated = False
+        attempts = 0
 
         async def attempt() -> Reply:
-            nonlocal ambiguous, reauthenticated
+            nonlocal ambiguous, reauthenticated, attempts
+            attempts += 1
+            if attempts > 1:
+                metrics.vendor_retry(self.vendor)
             try:
                 reply = await self._once(
                     method, path, object_type, idempotent, json, data, params, headers
@@ -181,8 +187,11 @@ class VendorHttp:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> Reply:
+        started = time.monotonic()
+        status = "error"
         try:
             async with self._limiter.slot():
+                started = time.monotonic()
                 sent_headers = {**(await self.auth_headers()), **(headers or {})}
                 content = None
                 if json is not None:  # exact numbers: Decimals keep every digit
@@ -197,6 +206,7 @@ class VendorHttp:
                     headers=sent_headers,
                 )
                 self.observe(response.headers)
+                status = str(response.status_code)
         except _NOT_SENT as exc:
             raise Retryable(
                 ApiError(
@@ -210,6 +220,8 @@ class VendorHttp:
         except httpx.HTTPError as exc:  # sent, answer lost or unreadable
             lost = ApiError(ErrorKind.OUTCOME_UNKNOWN, f"no answer from {self.vendor}: {exc!r}")
             raise maybe_applied(lost, idempotent) from None
+        finally:
+            metrics.vendor_request(self.vendor, method, status, time.monotonic() - started)
         cid = response.headers.get(self.request_id_header)
         body = json_body(response)
         if response.is_success:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import ssl
 
+from proxy import metrics
 from proxy.backend.upstream import UpstreamProtocol, send_cancel
 from proxy.frontend.context import WorkerContext
 from proxy.frontend.driver import InterceptionDriver
@@ -50,6 +51,7 @@ class ClientSession(asyncio.Protocol):
         self._more_data: asyncio.Future[None] | None = None
         self._idle_waiter: asyncio.Future[None] | None = None
         self._reading = True  # see _set_reading
+        self._counted = False  # in the client-connections gauge
 
     # -- phase ----------------------------------------------------------------
 
@@ -67,6 +69,8 @@ class ClientSession(asyncio.Protocol):
         # As PostgreSQL past max_connections (and PgBouncer past max_client_conn): the
         # client is refused with 53300 once its startup packet is read.
         over_limit = len(self._ctx.sessions) >= self._ctx.max_sessions
+        self._counted = not over_limit
+        metrics.client_connected(1, refused=over_limit)
         if over_limit:
             log.warning(
                 "refusing a client: %d connections open (max_client_conn)", len(self._ctx.sessions)
@@ -98,6 +102,9 @@ class ClientSession(asyncio.Protocol):
             and self.synced.ledger.committing
         )
         self._phase = Phase.CLOSED
+        if self._counted:
+            self._counted = False
+            metrics.client_connected(-1)
         if self._handshake is not None:
             self._handshake.stop()
         self._wake(self._more_data)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from proxy import metrics
 from proxy.connectors.base import ApiError, Connector, Operation, VendorCall
 
 from .inverse import InverseCall, inverse, object_ids, without_written
@@ -150,7 +151,9 @@ class Resolver:
         async def one_transaction(group: list[Entry]) -> None:
             # The latest call first: undo in the reverse order of doing.
             for entry in sorted(group, key=lambda e: e.id, reverse=True):
-                report.outcomes[entry.id] = await self._guarded(entry, verdicts.get(entry.xid))
+                outcome = await self._guarded(entry, verdicts.get(entry.xid))
+                report.outcomes[entry.id] = outcome
+                metrics.journal_resolved(outcome.value)
 
         async with asyncio.TaskGroup() as tasks:
             for group in by_xid.values():

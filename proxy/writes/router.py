@@ -4,6 +4,7 @@ translated, plan (cached) and execute."""
 
 from __future__ import annotations
 
+from proxy import metrics
 from proxy.backend.channel import UpstreamChannel
 from proxy.backend.params import NO_PARAMS, StatementParams
 from proxy.sql.classifier import Classification, WriteClassifier
@@ -12,7 +13,7 @@ from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.errors import unsupported_error
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.ledger import TxLedger
-from proxy.writes.outcome import Failure, Outcome, UpstreamError
+from proxy.writes.outcome import Failure, Outcome, Success, UpstreamError
 from proxy.writes.plan import Unsupported, WritePlan, plan_write
 from proxy.writes.tables import SyncedTable, SyncedTables, quote_ident
 
@@ -99,12 +100,16 @@ class WriteRouter:
                 )
             plan = self._plan(sql, synced[0])
         except Unsupported as error:
+            metrics.synced_statement(synced[0].display if synced else "", "", "refused")
             if not in_block:
                 # Nothing was started: a ROLLBACK here would only earn the client a
                 # "there is no transaction in progress" WARNING.
                 return Failure(unsupported_error(error), status)
             return await self.executor.fail(channel, in_block, unsupported_error(error))
-        return await self.executor.execute(channel, plan, in_block, ledger, params)
+        outcome = await self.executor.execute(channel, plan, in_block, ledger, params)
+        result = "ok" if isinstance(outcome, Success) else "error"
+        metrics.synced_statement(plan.table.display, plan.kind, result)
+        return outcome
 
     def _plan(self, sql: str, table: SyncedTable) -> WritePlan:
         key = (sql, table.schema, table.name)
