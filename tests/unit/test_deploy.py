@@ -101,6 +101,7 @@ def test_helm_chart_uses_only_values_it_defines() -> None:
     deployment = templates["deployment.yaml"]
     assert "terminationGracePeriodSeconds: {{ add .Values.shutdownTimeout 15 }}" in deployment
     assert "readinessProbe" in deployment and "runAsNonRoot: true" in deployment
+    assert "path: /readyz" in deployment and "WRITEPROXY_ADMIN_LISTEN" in deployment
     assert "PodDisruptionBudget" in templates["pdb.yaml"]
 
 
