@@ -1,19 +1,22 @@
-"""Cancel keys: the proxy gives each client its own BackendKeyData and routes a
-CancelRequest to the session it names, whichever worker process receives it.
+"""Cancel keys: clients get the upstream server's own BackendKeyData, unchanged (pid and
+secret, protocol 3.2's longer secrets too), so ``pg_backend_pid()``, NOTIFY's pid and
+``pg_terminate_backend(conn.info.backend_pid)`` agree with what the driver was told.
 
-The key's process id encodes the owning worker, so a worker that receives a
-CancelRequest for another worker's session forwards the packet over that worker's
-Unix socket in the shared runtime directory (SO_REUSEPORT spreads connections, and
-so cancels, across workers at random).
+A CancelRequest may reach any worker (SO_REUSEPORT spreads connections at random) or
+any replica behind a load balancer. The worker that owns the session acts on it
+itself — a synced statement waiting for the vendor must hear of it, PostgreSQL would
+not see it — so a worker that does not know the key asks its peers over their Unix
+sockets in the shared runtime directory, and only when none owns it forwards the packet
+to the upstream as it is (PostgreSQL checks the secret; a replica's session is
+cancelled there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import itertools
 import logging
-import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -22,9 +25,13 @@ from proxy.wire.messages.backend_key_data import BackendKey
 
 log = logging.getLogger(__name__)
 
-WORKER_SHIFT = 24
 MAX_WORKERS = 126
 CANCEL_PACKET_MAX = 8 + 4 + 256
+PEER_TIMEOUT = 2.0
+OWNED, NOT_OWNED = b"Y", b"N"
+
+#: Delivers a CancelRequest packet to the upstream server.
+SendUpstream = Callable[[bytes], Awaitable[None]]
 
 
 class Cancellable(Protocol):
@@ -35,60 +42,86 @@ def peer_socket_path(runtime_dir: Path, worker_index: int) -> Path:
     return runtime_dir / f"cancel-{worker_index}.sock"
 
 
-class CancelRegistry:
-    """Issues proxy cancel keys for this worker's sessions and executes cancels."""
+async def _nowhere(packet: bytes) -> None:
+    return None
 
-    def __init__(self, worker_index: int, runtime_dir: Path | None) -> None:
+
+class CancelRegistry:
+    """This worker's sessions by their upstream key, and the cancels it executes."""
+
+    def __init__(
+        self,
+        worker_index: int,
+        runtime_dir: Path | None,
+        send_upstream: SendUpstream = _nowhere,
+        workers: int = 1,
+    ) -> None:
         if not 0 <= worker_index < MAX_WORKERS:
             raise ValueError(f"worker index must be below {MAX_WORKERS}")
         self._worker_index = worker_index
         self._runtime_dir = runtime_dir
-        self._counter = itertools.count(1)
+        self._send_upstream = send_upstream
+        self._workers = workers
         self._sessions: dict[int, tuple[bytes, Cancellable]] = {}
         self._peer_server: asyncio.AbstractServer | None = None
 
-    def issue(self, session: Cancellable, secret_length: int) -> BackendKey:
-        """A fresh key for ``session``; its pid tells which worker owns it."""
-        while True:
-            pid = ((self._worker_index + 1) << WORKER_SHIFT) | (
-                next(self._counter) & ((1 << WORKER_SHIFT) - 1)
-            )
-            if pid not in self._sessions:
-                break
-        key = BackendKey(pid=pid, secret=secrets.token_bytes(secret_length))
-        self._sessions[pid] = (key.secret, session)
-        return key
+    def register(self, session: Cancellable, key: BackendKey) -> None:
+        """The session's upstream key, as the client was given it."""
+        self._sessions[key.pid] = (key.secret, session)
 
     def release(self, key: BackendKey) -> None:
-        self._sessions.pop(key.pid, None)
+        entry = self._sessions.get(key.pid)
+        if entry is not None and entry[0] == key.secret:
+            del self._sessions[key.pid]
 
     async def cancel(self, packet: bytes) -> None:
-        """Act on a CancelRequest packet (length prefix included) from any client."""
-        key = BackendKey.from_cancel_request(packet)
-        owner = (key.pid >> WORKER_SHIFT) - 1
-        if owner != self._worker_index:
-            await self._forward(owner, packet)
+        """Act on a CancelRequest packet (length prefix included) from a client."""
+        if await self._cancel_own(packet):
             return
-        entry = self._sessions.get(key.pid)
-        # Like PostgreSQL, a wrong key is silently ignored.
-        if entry is not None and hmac.compare_digest(entry[0], key.secret):
-            await entry[1].cancel_upstream()
+        for index in range(self._workers):
+            if index != self._worker_index and await self._ask_peer(index, packet):
+                return
+        try:
+            await self._send_upstream(packet)
+        except (OSError, TimeoutError) as exc:
+            log.warning("cancel request to upstream failed: %s", exc)
 
-    async def _forward(self, owner: int, packet: bytes) -> None:
-        if self._runtime_dir is None or not 0 <= owner < MAX_WORKERS:
-            return
+    async def _cancel_own(self, packet: bytes) -> bool:
+        try:
+            key = BackendKey.from_cancel_request(packet)
+        except ValueError:
+            return True  # malformed: like PostgreSQL, silently ignored
+        entry = self._sessions.get(key.pid)
+        # Like PostgreSQL, a wrong key is silently ignored (and not passed on).
+        if entry is None:
+            return False
+        if hmac.compare_digest(entry[0], key.secret):
+            await entry[1].cancel_upstream()
+        return True
+
+    async def _ask_peer(self, owner: int, packet: bytes) -> bool:
+        """Whether worker ``owner`` owns the key (it then cancels the session)."""
+        if self._runtime_dir is None:
+            return False
         path = peer_socket_path(self._runtime_dir, owner)
         try:
-            _, writer = await asyncio.open_unix_connection(str(path))
-        except OSError as exc:
-            log.debug("cannot forward cancel to worker %d: %s", owner, exc)
-            return
-        writer.write(packet)
-        await writer.drain()
-        writer.close()
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(path)), PEER_TIMEOUT
+            )
+        except (OSError, TimeoutError) as exc:
+            log.debug("cannot ask worker %d about a cancel: %s", owner, exc)
+            return False
+        try:
+            writer.write(packet)
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(1), PEER_TIMEOUT) == OWNED
+        except (OSError, TimeoutError):
+            return False
+        finally:
+            writer.close()
 
     async def serve_peers(self) -> None:
-        """Accept cancels forwarded by the other workers."""
+        """Answer the other workers' questions about keys."""
         if self._runtime_dir is None:
             return
         path = peer_socket_path(self._runtime_dir, self._worker_index)
@@ -99,8 +132,11 @@ class CancelRegistry:
         try:
             header = await reader.readexactly(4)
             length = INT32.unpack(header)[0]
+            owned = False
             if 12 <= length <= CANCEL_PACKET_MAX:
-                await self.cancel(header + await reader.readexactly(length - 4))
+                owned = await self._cancel_own(header + await reader.readexactly(length - 4))
+            writer.write(OWNED if owned else NOT_OWNED)
+            await writer.drain()
         except (asyncio.IncompleteReadError, OSError):
             pass
         finally:

@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 from proxy.admin import AdminServer
+from proxy.backend.upstream import send_cancel
 from proxy.cancel import CancelRegistry
 from proxy.config import Settings
 from proxy.frontend.context import WorkerContext
@@ -48,7 +49,12 @@ async def run_worker(
     ctx = WorkerContext(
         settings,
         settings.upstream,
-        CancelRegistry(worker_index, runtime_dir),
+        CancelRegistry(
+            worker_index,
+            runtime_dir,
+            lambda packet: send_cancel(settings.upstream, packet, settings.connect_timeout),
+            settings.workers,
+        ),
         tls=settings.client_tls_context(),
         tls_required=settings.effective_tls_mode == "require",
         max_sessions=-(-settings.max_client_conn // settings.workers),

@@ -4,7 +4,7 @@ opening the upstream connection, and relaying its authentication exchange.
 The client's StartupMessage is forwarded as it was sent and the upstream's
 authentication exchange (trust, cleartext, md5, SCRAM-SHA-256) is relayed message by
 message, so the proxy never needs a copy of any password. The upstream's BackendKeyData
-is replaced by a key of the proxy's own (see ``proxy.cancel``). A client's SSLRequest
+is passed through unchanged (see ``proxy.cancel``). A client's SSLRequest
 upgrades the socket to TLS when the proxy has a certificate (``proxy.tls``); SCRAM's
 channel-binding variant is withheld from clients, since it binds to the server's TLS
 connection, which the client never sees.
@@ -49,9 +49,6 @@ CHANNEL_BINDING_MECHANISMS = frozenset({b"SCRAM-SHA-256-PLUS"})
 #: Authentication requests the client must answer with one 'p' message (cleartext,
 #: MD5, GSS, GSS continue, SSPI, SASL, SASL continue).
 AUTH_NEEDS_RESPONSE = frozenset({3, 5, 7, 8, 9, 10, 11})
-PROTOCOL_3_2 = (3 << 16) | 2
-LONG_SECRET = 32
-SHORT_SECRET = 4
 
 
 class HandshakeHost(UpstreamListener, Protocol):
@@ -260,10 +257,10 @@ class Handshake:
         """One server message before the session is ready."""
         host = self._host
         if kind == Backend.BACKEND_KEY_DATA:
-            self.upstream_key = BackendKey.decode(body)
-            long_keys = self.protocol_version >= PROTOCOL_3_2 and len(body) > 8
-            self.key = self._ctx.cancels.issue(host, LONG_SECRET if long_keys else SHORT_SECRET)
-            host.write(self.key.encode())
+            # Passed through unchanged: the client's backend pid is the server's.
+            self.upstream_key = self.key = BackendKey.decode(body)
+            self._ctx.cancels.register(host, self.key)
+            host.write(message(bytes((kind,)), body))
             return
         if kind == Backend.AUTHENTICATION and INT32.unpack_from(body, 0)[0] == AUTH_SASL:
             body = without_channel_binding(body)

@@ -72,7 +72,7 @@ def wait_gone(direct_url: str, pid: int, timeout: float = 5) -> None:
 
 
 def upstream_pid(conn: psycopg.Connection[Any]) -> int:
-    """The real PostgreSQL backend pid (the BackendKeyData pid is the proxy's own)."""
+    """The PostgreSQL backend pid, as the server reports it."""
     row = conn.execute("SELECT pg_backend_pid()").fetchone()
     assert row is not None
     return int(row[0])
@@ -185,23 +185,55 @@ def send_cancel(port: int, pid: int, secret: bytes) -> None:
 # -- cancel ---------------------------------------------------------------------------
 
 
-def sessions_on_both_workers(proxy: ProxyProcess, count: int) -> list[psycopg.Connection[Any]]:
-    """``count`` sessions, some on each of two workers (the key's pid names the worker).
-    The second worker may still be starting: keep trying for a while."""
+def owning_worker(conn: psycopg.Connection[Any], direct_url: str, workers: list[int]) -> int:
+    """The worker process holding ``conn``'s upstream connection: the backend's client
+    port, found among the workers' sockets (clients see the server's own backend pid)."""
+    backend = upstream_pid(conn)
+    with psycopg.connect(direct_url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE pid = %s", (backend,)
+        ).fetchone()
+    assert row is not None
+    port_hex = f":{int(row[0]):04X}"
+    inodes = {
+        line.split()[9]
+        for table in ("/proc/net/tcp", "/proc/net/tcp6")
+        if Path(table).exists()
+        for line in Path(table).read_text().splitlines()[1:]
+        if line.split()[1].endswith(port_hex)
+    }
+    for pid in workers:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        return pid
+    raise AssertionError(f"no worker holds backend {backend}")
+
+
+def sessions_on_both_workers(
+    proxy: ProxyProcess, count: int, direct_url: str
+) -> list[psycopg.Connection[Any]]:
+    """``count`` sessions, some on each of two workers. The second worker may still be
+    starting: keep trying for a while."""
     conns: list[psycopg.Connection[Any]] = []
     deadline = time.monotonic() + 15
     try:
-        while len(conns) < count or len({c.info.backend_pid >> 24 for c in conns}) < 2:
-            assert time.monotonic() < deadline, "all sessions landed on one worker"
+        while True:
+            workers = worker_pids(proxy.process.pid)
             if len(conns) >= count:
+                owners = {owning_worker(c, direct_url, workers) for c in conns}
+                if len(owners) >= 2:
+                    return conns
                 conns.pop(0).close()
                 time.sleep(0.05)
+            assert time.monotonic() < deadline, "all sessions landed on one worker"
             conns.append(psycopg.connect(proxy.url(), autocommit=True, connect_timeout=5))
     except BaseException:
         for conn in conns:
             conn.close()
         raise
-    return conns
 
 
 def sleep_and_cancel(
@@ -261,7 +293,7 @@ def test_cancel_psycopg(proxy: ProxyProcess, direct_url: str) -> None:
 def test_cancel_across_workers(proxy2: ProxyProcess, direct_url: str) -> None:
     """Ten sessions on two workers, each cancelled over a fresh connection that lands
     on either worker; every one must be cancelled."""
-    conns = sessions_on_both_workers(proxy2, 10)
+    conns = sessions_on_both_workers(proxy2, 10, direct_url)
     try:
         for conn in conns:
             conn.execute("SET statement_timeout = '20s'")
@@ -408,7 +440,7 @@ def test_crashed_worker_restarted(pg: LocalPostgres, direct_url: str, tmp: Path)
             10,
             "two workers",
         )
-        conns = sessions_on_both_workers(proxy, 8)
+        conns = sessions_on_both_workers(proxy, 8, direct_url)
         try:
             os.kill(pids[0], signal.SIGKILL)
             wait_until(lambda: set(worker_pids(proxy.process.pid)) - set(pids), 10, "a new worker")
@@ -1000,3 +1032,20 @@ def test_authentication_timeout_closes_stalled_handshakes(
                 received += chunk
             sock.close()
             assert b"canceling authentication due to timeout" in received
+
+
+def test_the_backend_pid_clients_see_is_the_servers(proxy: ProxyProcess) -> None:
+    """BackendKeyData is passed through: the driver's backend_pid is pg_backend_pid(),
+    NOTIFY's sender, and what pg_terminate_backend takes (pool health checks use it)."""
+    with psycopg.connect(proxy.url(), autocommit=True) as conn:
+        assert conn.info.backend_pid == upstream_pid(conn)
+        conn.execute("LISTEN identity")
+        conn.execute("NOTIFY identity, 'hi'")
+        [note] = list(conn.notifies(timeout=5, stop_after=1))
+        assert note.pid == conn.info.backend_pid
+        with psycopg.connect(proxy.url(), autocommit=True) as other:
+            assert other.execute(
+                "SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,)
+            ).fetchone() == (True,)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")

@@ -1,5 +1,6 @@
-"""proxy.cancel: proxy-issued cancel keys (3.0 and 3.2 secret lengths), routing by the
-pid's worker bits, and forwarding to the owning worker over its Unix socket."""
+"""proxy.cancel: sessions registered under the upstream's own key; a cancel is executed
+by the worker that owns the key (asked over the peers' sockets), and only when none does
+is it forwarded to the upstream as it is."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cancel import MAX_WORKERS, WORKER_SHIFT, CancelRegistry, peer_socket_path
+from proxy.cancel import MAX_WORKERS, CancelRegistry
 from proxy.wire.messages.backend_key_data import BackendKey
 
 
@@ -20,83 +21,82 @@ class Session:
         self.cancelled += 1
 
 
-@pytest.mark.parametrize("length", [4, 32, 256])
-def test_issued_keys_encode_the_worker_and_have_the_requested_secret(length: int) -> None:
-    registry = CancelRegistry(5, None)
-    first = registry.issue(Session(), length)
-    second = registry.issue(Session(), length)
-    assert len(first.secret) == len(second.secret) == length
-    assert first.secret != second.secret
-    assert first.pid >> WORKER_SHIFT == second.pid >> WORKER_SHIFT == 6
-    assert first.pid != second.pid
-    assert first.pid < 2**31  # fits PostgreSQL's signed int32 pid
+class Upstream:
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    async def __call__(self, packet: bytes) -> None:
+        self.packets.append(packet)
 
 
-@pytest.mark.parametrize("index", [-1, MAX_WORKERS])
-def test_worker_index_is_bounded(index: int) -> None:
-    with pytest.raises(ValueError, match="worker index must be below"):
-        CancelRegistry(index, None)
+KEY = BackendKey(4242, b"\x01\x02\x03\x04")
+LONG_KEY = BackendKey(4343, bytes(range(32)))  # protocol 3.2
 
 
-async def test_cancel_with_the_right_key_cancels_once() -> None:
-    registry = CancelRegistry(0, None)
+def test_worker_index_bounds() -> None:
+    for index in (-1, MAX_WORKERS):
+        with pytest.raises(ValueError):
+            CancelRegistry(index, None)
+
+
+@pytest.mark.parametrize("key", [KEY, LONG_KEY])
+async def test_the_owner_cancels_its_session_and_nothing_goes_upstream(key: BackendKey) -> None:
+    upstream = Upstream()
+    registry = CancelRegistry(0, None, upstream)
     session = Session()
-    key = registry.issue(session, 32)
+    registry.register(session, key)
     await registry.cancel(key.cancel_request())
-    assert session.cancelled == 1
+    assert session.cancelled == 1 and upstream.packets == []
 
 
-@pytest.mark.parametrize("wrong", [b"\x00" * 32, b"", b"\x00" * 4])
-async def test_wrong_secrets_are_ignored(wrong: bytes) -> None:
-    registry = CancelRegistry(0, None)
+async def test_a_wrong_secret_for_a_known_pid_is_ignored() -> None:
+    upstream = Upstream()
+    registry = CancelRegistry(0, None, upstream)
     session = Session()
-    key = registry.issue(session, 32)
-    await registry.cancel(BackendKey(key.pid, wrong).cancel_request())
-    await registry.cancel(BackendKey(key.pid, key.secret[:4]).cancel_request())
-    assert session.cancelled == 0
+    registry.register(session, KEY)
+    await registry.cancel(BackendKey(KEY.pid, b"nope").cancel_request())
+    assert session.cancelled == 0 and upstream.packets == []
 
 
-async def test_released_keys_no_longer_cancel() -> None:
-    registry = CancelRegistry(0, None)
-    session = Session()
-    key = registry.issue(session, 4)
-    registry.release(key)
-    registry.release(key)  # twice is harmless
-    await registry.cancel(key.cancel_request())
-    assert session.cancelled == 0
+async def test_an_unknown_key_goes_to_the_upstream_as_it_is() -> None:
+    """A replica's session behind the same load balancer, or one already gone: the
+    server checks the secret."""
+    upstream = Upstream()
+    registry = CancelRegistry(0, None, upstream)
+    registry.register(Session(), KEY)
+    registry.release(KEY)
+    await registry.cancel(KEY.cancel_request())
+    await registry.cancel(LONG_KEY.cancel_request())
+    assert upstream.packets == [KEY.cancel_request(), LONG_KEY.cancel_request()]
+    await registry.cancel(b"\x00\x00\x00\x08abcd")  # malformed: ignored
+    assert len(upstream.packets) == 2
 
 
-async def test_other_workers_keys_without_a_runtime_dir_are_dropped() -> None:
-    registry = CancelRegistry(0, None)
-    foreign = BackendKey(((3 + 1) << WORKER_SHIFT) | 1, b"s" * 4)
-    await registry.cancel(foreign.cancel_request())  # no error, nothing to do
-    garbage = BackendKey(0xFFFFFFFF, b"")
-    await registry.cancel(garbage.cancel_request())
-
-
-async def test_cancels_are_forwarded_to_the_owning_worker(tmp_path: Path) -> None:
-    owner = CancelRegistry(1, tmp_path)
-    other = CancelRegistry(0, tmp_path)
-    session = Session()
-    key = owner.issue(session, 32)
+async def test_another_worker_owns_the_key(tmp_path: Path) -> None:
+    upstream = Upstream()
+    owner = CancelRegistry(1, tmp_path, upstream, workers=2)
+    other = CancelRegistry(0, tmp_path, upstream, workers=2)
     await owner.serve_peers()
+    await other.serve_peers()
     try:
-        assert peer_socket_path(tmp_path, 1).exists()
-        await other.cancel(key.cancel_request())
-        for _ in range(100):
-            if session.cancelled:
-                break
-            await asyncio.sleep(0.01)
-        assert session.cancelled == 1
-        # A forwarded packet with a wrong secret is ignored there too.
-        await other.cancel(BackendKey(key.pid, b"x" * 32).cancel_request())
-        await asyncio.sleep(0.05)
-        assert session.cancelled == 1
+        session = Session()
+        owner.register(session, KEY)
+        await other.cancel(KEY.cancel_request())
+        assert session.cancelled == 1 and upstream.packets == []
+        # Known to the owner, wrong secret: nobody cancels, nothing goes upstream.
+        await other.cancel(BackendKey(KEY.pid, b"xxxx").cancel_request())
+        assert session.cancelled == 1 and upstream.packets == []
+        # Unknown to every worker: upstream.
+        await other.cancel(LONG_KEY.cancel_request())
+        assert upstream.packets == [LONG_KEY.cancel_request()]
     finally:
         owner.close()
+        other.close()
+        await asyncio.sleep(0)
 
 
-async def test_forwarding_to_a_worker_that_is_not_listening_is_dropped(tmp_path: Path) -> None:
-    registry = CancelRegistry(0, tmp_path)
-    key = BackendKey((2 << WORKER_SHIFT) | 9, b"k" * 4)
-    await registry.cancel(key.cancel_request())
+async def test_a_dead_peer_does_not_stop_the_cancel(tmp_path: Path) -> None:
+    upstream = Upstream()
+    registry = CancelRegistry(0, tmp_path, upstream, workers=3)  # peers 1, 2 never started
+    await registry.cancel(KEY.cancel_request())
+    assert upstream.packets == [KEY.cancel_request()]

@@ -86,8 +86,8 @@ def test_parse_decodes_utf8() -> None:
         (b"", ValueError),  # no name terminator
         (b"name", ValueError),
         (b"name\0select 1", ValueError),  # no query terminator
-        (b"name\0select 1\0", struct.error),  # no parameter count
-        (b"name\0select 1\0\x00\x02\x00\x00\x00\x17", struct.error),  # 2 types, 1 present
+        (b"name\0select 1\0", ValueError),  # no parameter count
+        (b"name\0select 1\0\x00\x02\x00\x00\x00\x17", ValueError),  # 2 types, 1 present
     ],
 )
 def test_parse_malformed(body: bytes, error: type[Exception]) -> None:
@@ -422,7 +422,7 @@ def test_cancel_request_round_trip(length: int) -> None:
 def test_backend_key_malformed() -> None:
     with pytest.raises(struct.error):
         BackendKey.decode(b"\x00\x01")
-    with pytest.raises(struct.error):
+    with pytest.raises(ValueError):
         BackendKey.from_cancel_request(b"\x00\x00\x00\x0c\x04\xd2\x16\x2e")
     # A CancelRequest without a secret decodes to an empty secret (it matches no key).
     assert BackendKey.from_cancel_request(

@@ -1,8 +1,7 @@
 """BackendKeyData ('K'): the process id and secret a client needs to cancel.
 
-The proxy hands clients its own key (so a cancel can be routed to the worker that
-owns the session) and keeps the upstream's. Protocol 3.2 allows secrets of up to
-256 bytes; 3.0 uses exactly 4."""
+The proxy hands clients the upstream's key unchanged (see ``proxy.cancel``). Protocol
+3.2 allows secrets of up to 256 bytes; 3.0 uses exactly 4."""
 
 from __future__ import annotations
 
@@ -31,5 +30,8 @@ class BackendKey:
 
     @classmethod
     def from_cancel_request(cls, packet: bytes) -> BackendKey:
-        """Read the key out of a full CancelRequest packet (length prefix included)."""
+        """Read the key out of a full CancelRequest packet (length prefix included);
+        ValueError when it is too short to hold one."""
+        if len(packet) < 12:
+            raise ValueError("CancelRequest too short")
         return cls(pid=INT32.unpack_from(packet, 8)[0], secret=bytes(packet[12:]))
