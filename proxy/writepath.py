@@ -28,15 +28,19 @@ from proxy.writes.tables import SyncedTables, load_synced_tables, quote_ident
 log = logging.getLogger(__name__)
 
 
-def build_connectors(tables: SyncedTables) -> dict[str, Connector]:
+def build_connectors(tables: SyncedTables, workers: int = 1) -> dict[str, Connector]:
     """One connector per configured vendor account (settings already validated by
-    ``load_synced_tables`` at startup, from the same environment)."""
-    return {
-        name: connector_from(
-            connector_settings(name, conf.kind, conf.connector_options(), os.environ), conf.kind
+    ``load_synced_tables`` at startup, from the same environment). Each of the proxy's
+    ``workers`` paces itself to its part of the account's rate budget, so together
+    they keep to it (the vendor sees one client, not N)."""
+    connectors: dict[str, Connector] = {}
+    for name, conf in tables.connectors.items():
+        settings = connector_settings(name, conf.kind, conf.connector_options(), os.environ)
+        share = settings.rate_limit_share / workers
+        connectors[name] = connector_from(
+            settings.model_copy(update={"rate_limit_share": share}), conf.kind
         )
-        for name, conf in tables.connectors.items()
-    }
+    return connectors
 
 
 def _synced_map(tables: SyncedTables) -> dict[tuple[str, str], tuple[str, str]]:
@@ -53,7 +57,7 @@ class WritePath:
 
     def __init__(self, settings: Settings, tables: SyncedTables, spawn: Spawn) -> None:
         assert settings.upstream_url is not None
-        self._connectors = build_connectors(tables)
+        self._connectors = build_connectors(tables, settings.workers)
         self.journal = Journal(
             settings.upstream_url,
             schema=settings.journal_schema,

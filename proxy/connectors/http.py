@@ -49,6 +49,9 @@ class HttpSettings(BaseModel):
     # Our own pacing, corrected by the vendor's headers where it sends them.
     rate_limit_requests: int = Field(default=100, ge=1)
     rate_limit_interval_s: float = Field(default=10.0, gt=0)
+    # The fraction of that budget this proxy may spend: 1/N for each of N replicas
+    # sharing one account (the proxy further divides its share among its workers).
+    rate_limit_share: float = Field(default=1.0, gt=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class VendorHttp:
             transport=transport,
         )
         self._limiter = RollingWindowLimiter(
-            settings.rate_limit_requests, settings.rate_limit_interval_s
+            settings.rate_limit_requests, settings.rate_limit_interval_s, settings.rate_limit_share
         )
         self._policy = RetryPolicy(
             settings.max_attempts, settings.backoff_base_s, settings.backoff_cap_s

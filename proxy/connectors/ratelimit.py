@@ -17,12 +17,19 @@ from contextlib import asynccontextmanager, suppress
 
 
 class RollingWindowLimiter:
-    def __init__(self, max_requests: int, interval_s: float) -> None:
-        self._max = max_requests
+    """``share``: the fraction of the account's budget this process may spend (the
+    proxy gives each of its N workers 1/N, so together they keep to the budget)."""
+
+    def __init__(self, max_requests: int, interval_s: float, share: float = 1.0) -> None:
+        self._share = share
+        self._max = self._part(max_requests)
         self._interval_s = interval_s
         self._answered: deque[float] = deque()
         self._in_flight = 0
         self._changed = asyncio.Condition()
+
+    def _part(self, budget: int) -> int:
+        return max(1, int(budget * self._share))
 
     def _expire(self, now: float) -> None:
         while self._answered and self._answered[0] <= now - self._interval_s:
@@ -53,7 +60,7 @@ class RollingWindowLimiter:
         """Adopt the vendor's window from its headers, and never believe we have more
         room than it says remains (other clients of the account spend from it too)."""
         if limit and interval_s:
-            self._max, self._interval_s = limit, interval_s
+            self._max, self._interval_s = self._part(limit), interval_s
         if remaining is None:
             return
         now = time.monotonic()

@@ -132,3 +132,37 @@ def test_a_malformed_parse_gets_postgresqls_answer(hs: Harness, body: bytes) -> 
         assert errors(client.read_until(b"Z")) == []
         client.send(message(b"X"))
     assert hs.proxy.log().count("Traceback") == before
+
+
+def test_workers_share_one_vendor_budget(synced_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    """Two workers, one HubSpot account allowing 4 requests per 2 s: together they stay
+    within it (each used to pace itself to the whole budget: 429s)."""
+    from tests.conftest import synced_config
+    from tests.synced import assert_no_drift, clean
+
+    clean(synced_url, sandbox)
+    sandbox.configure(rate_limit={"max_requests": 4, "window_s": 2})
+    env = synced_config(
+        tmp_path, sandbox, "read_timeout_s = 5\nrate_limit_requests = 4\nrate_limit_interval_s = 2"
+    )
+    with run_proxy(tmp_path, "--upstream", synced_url, "--workers", "2", env=env) as proxy:
+        conns = [psycopg.connect(proxy.url(db="synced"), autocommit=True) for _ in range(8)]
+        try:
+            threads = [
+                threading.Thread(
+                    target=conn.execute,
+                    args=("INSERT INTO hubspot.contact (email) VALUES (%s)", (f"r{i}@x.io",)),
+                )
+                for i, conn in enumerate(conns)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            for conn in conns:
+                conn.close()
+    statuses = [r["status"] for r in sandbox.vendor_requests()]
+    assert statuses.count(201) == 8 and 429 not in statuses, statuses
+    sandbox.configure(rate_limit=None)
+    assert_no_drift(synced_url, sandbox)

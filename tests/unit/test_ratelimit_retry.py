@@ -211,3 +211,13 @@ def test_retryable_carries_its_error() -> None:
     assert (exc.error, exc.min_wait_s, str(exc)) == (error, 1.5, "slow")
     assert Retryable(error).min_wait_s == 0.0
     assert RetryPolicy() == RetryPolicy(5, 0.5, 30.0)
+
+
+def test_a_share_of_the_budget() -> None:
+    """Each of a proxy's N workers paces itself to 1/N of the account's budget, also
+    when the vendor's headers say what the budget is."""
+    limiter = RollingWindowLimiter(100, 10.0, share=0.5)
+    assert limiter._max == 50
+    limiter.observe(190, None, 10.0)
+    assert limiter._max == 95
+    assert RollingWindowLimiter(1, 10.0, share=0.25)._max == 1  # never nothing
