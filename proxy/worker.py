@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from pathlib import Path
@@ -84,6 +85,11 @@ async def run_worker(
             ctx.spawn(reload_catalog(write_path, reloading))
 
         loop.add_signal_handler(signal.SIGHUP, reload)
+        if settings.workers > 1:
+            # Every worker must read it again: the supervisor forwards SIGHUP to all.
+            ctx.catalog_changed = lambda: os.kill(os.getppid(), signal.SIGHUP)
+        else:
+            ctx.catalog_changed = reload
         if reload_asked.is_set():
             reload()
         log.info("worker %d ready", worker_index)

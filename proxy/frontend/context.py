@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -45,6 +45,8 @@ class WorkerContext:
     #: This worker's share of max_client_conn.
     max_sessions: int = 5_000
     sessions: set[SessionControl] = field(default_factory=set)
+    #: Called when a session's transaction that ran catalog DDL has ended.
+    catalog_changed: Callable[[], None] = lambda: None
     draining: bool = False
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 

@@ -11,6 +11,7 @@ session hands over to the interceptor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Protocol
 
@@ -38,6 +39,15 @@ CLOSE = Frontend.CLOSE
 TERMINATE = Frontend.TERMINATE
 #: Messages that may start or use a synced write.
 WATCHED = frozenset((QUERY, PARSE, BIND, EXECUTE, CLOSE))
+
+
+#: DDL that can make a relation a synced table, or a view or rule over one (temporary
+#: relations aside): a session that runs it has the catalog read again afterwards.
+CATALOG_DDL = re.compile(
+    r"\b(?:CREATE|ALTER|DROP)\s+(?:OR\s+REPLACE\s+)?(?:UNLOGGED\s+|MATERIALIZED\s+|RECURSIVE\s+)?"
+    r"(?:TABLE|VIEW|RULE|SCHEMA|TRIGGER)\b",
+    re.IGNORECASE,
+)
 
 
 class Forwarder(Protocol):
@@ -136,6 +146,8 @@ class ClientRelay:
         assert router is not None and synced is not None
         if kind == QUERY:
             sql = body[:-1].decode(errors="surrogateescape")
+            if CATALOG_DDL.search(sql):
+                synced.catalog_changed = True
             if not router.classify(sql).passthrough:
                 return True
             return synced.ledger.active and bool(transaction_controls(sql))
@@ -145,6 +157,8 @@ class ClientRelay:
                 name = statement_name(body)
             except ValueError:
                 return False  # malformed: PostgreSQL refuses it before running anything
+            if CATALOG_DDL.search(sql):
+                synced.catalog_changed = True
             if not router.classify(sql).passthrough:
                 return True
             if synced.statements:

@@ -210,6 +210,9 @@ class ClientSession(asyncio.Protocol):
             synced.ledger.dirty = False
             synced.ledger.client_began = False
             synced.ledger.committing = False
+            if status == IDLE and synced.catalog_changed:
+                synced.catalog_changed = False
+                self._ctx.catalog_changed()
             if status == IDLE:
                 # Portals do not outlive their transaction; nor does the ledger.
                 synced.portals.clear()

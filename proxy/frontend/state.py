@@ -62,6 +62,9 @@ class SyncedState:
     control_portals: dict[str, tuple[TxControl, ...]] = field(default_factory=dict)
     #: After an error in the extended protocol, messages are ignored until Sync.
     skip_until_sync: bool = False
+    #: The session ran DDL that may create, rename or drop a synced table, view or rule:
+    #: the catalog is read again once its transaction has ended.
+    catalog_changed: bool = False
     ledger: TxLedger = field(default_factory=TxLedger)
 
     def forget(self, target: int, name: str) -> None:

@@ -108,3 +108,27 @@ def test_a_failed_reload_keeps_the_catalog(hs: Harness, tmp_path: Path) -> None:
             with psycopg.connect(hs.direct_url, autocommit=True) as admin:
                 admin.execute("DROP TABLE hubspot.associations_x_y")
     assert config.exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ddl_through_the_proxy_reads_the_catalog_again(
+    hs: Harness, company_table: None, tmp_path: Path, workers: str
+) -> None:
+    """A synced table created through the proxy is synced once its transaction ends,
+    in every worker — no SIGHUP needed (its writes would otherwise stay local)."""
+    env = synced_config(tmp_path, hs.sandbox)
+    with run_proxy(tmp_path, "--upstream", hs.direct_url, "--workers", workers, env=env) as proxy:
+        wait_for_log(proxy, "ready", int(workers))
+        url = proxy.url(db="synced")
+        with psycopg.connect(url) as conn:
+            conn.execute(COMPANY)
+            conn.execute("COMMENT ON TABLE hubspot.company IS 'synced from HubSpot'")
+            conn.commit()
+        wait_for_log(proxy, "catalog read again: 4 synced tables", int(workers))
+        with psycopg.connect(url, autocommit=True) as conn:
+            [(ident,)] = conn.execute(
+                "INSERT INTO hubspot.company (name) VALUES ('Made') RETURNING id"
+            ).fetchall()
+        assert [c["id"] for c in hs.sandbox.objects("companies")] == [ident]
+        hs.local("DELETE FROM hubspot.company RETURNING id")
+        hs.sandbox.reset()

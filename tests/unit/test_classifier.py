@@ -372,3 +372,27 @@ def test_classify_never_raises(sql: str) -> None:
     result = WriteClassifier(SYNCED).classify(sql)
     assert isinstance(result, Classification)
     assert result.passthrough == (not result.targets)
+
+
+@pytest.mark.parametrize(
+    ("sql", "changes"),
+    [
+        ("CREATE TABLE hubspot.company (id text)", True),
+        ("create or replace view v as select 1", True),
+        ("ALTER TABLE hubspot.contact RENAME TO people", True),
+        ("DROP VIEW IF EXISTS v", True),
+        ("CREATE RULE r AS ON INSERT TO v DO INSTEAD NOTHING", True),
+        ("CREATE SCHEMA crm", True),
+        ("create materialized view mv as select 1", True),
+        ("SELECT 1; CREATE UNLOGGED TABLE t (a int)", True),
+        ("SELECT 'create table' AS words", True),  # a harmless extra reload
+        ("INSERT INTO hubspot.contact (email) VALUES ('a@b.c')", False),
+        ("CREATE INDEX ON hubspot.contact (email)", False),
+        ("SELECT created_at FROM users", False),
+        ("CREATE TEMP TABLE t (a int)", False),
+    ],
+)
+def test_catalog_ddl(sql: str, changes: bool) -> None:
+    from proxy.frontend.relay import CATALOG_DDL
+
+    assert bool(CATALOG_DDL.search(sql)) is changes
