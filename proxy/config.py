@@ -7,6 +7,7 @@ import os
 import ssl
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
         None, description="HOST:PORT of the admin HTTP endpoint (/metrics, /healthz, /readyz)"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["text", "json"] = Field("text", description="text, or JSON lines")
     connectors: dict[str, ConnectorSettings] = Field(
         default_factory=dict, description="vendor accounts, [connectors.NAME] in TOML"
     )

@@ -30,6 +30,7 @@ from proxy.embedded import LocalPostgres
 from proxy.guard import GuardSetupError, install_guard
 from proxy.guard_key import GuardKey
 from proxy.journal import JournalSetupError, ensure_schema
+from proxy.logformat import JsonFormatter
 from proxy.supervisor_backoff import RestartBackoff, describe_exit
 from proxy.worker import bind_listener, run_worker
 from proxy.writes.tables import ConfigError, SyncedTables, load_synced_tables
@@ -38,10 +39,13 @@ log = logging.getLogger(__name__)
 SUPERVISE_INTERVAL = 0.5
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
     )
+    if log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # httpx logs every request's URL at INFO, and vendor URLs carry row values (an
     # external id, a SOQL query): they are logged only at DEBUG.
     debug = logging.getLevelName(level) == logging.DEBUG
@@ -139,7 +143,7 @@ def _worker_main(
     settings: Settings, index: int, runtime_dir: Path | None, tables: SyncedTables
 ) -> None:
     """Entry point of a worker process (and of the single in-process worker)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     admin_sock = None
     if settings.admin_listen is not None:  # bound first: it answers once clients can connect
         admin_host, admin_port = parse_listen(settings.admin_listen)
@@ -300,7 +304,7 @@ def _supervise(settings: Settings, runtime_dir: Path, tables: SyncedTables) -> N
 
 def serve(settings: Settings) -> None:
     """Run the proxy until told to stop."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     check_fd_limit(settings.max_client_conn)
     host, port = settings.listen_address
     _check_port_free(host, port)

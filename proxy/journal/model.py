@@ -183,6 +183,16 @@ class Entry:
         """The journaled call, as the connector described it."""
         return VendorCall(self.operation, self.object_type, self.inputs, call_id=self.call_id)
 
+    def log_context(self) -> dict[str, object]:
+        """What a log line about this entry carries (JSON logs): never row values."""
+        return {
+            "entry": self.id,
+            "xid": self.xid,
+            "connector": self.connector,
+            "operation": str(self.operation),
+            "object_type": self.object_type,
+        }
+
     def unresolved_inputs(self) -> list[int]:
         """Inputs whose vendor object must be looked up before compensating: all of
         them when no answer was recorded, else the lost ones and, for upserts, those

@@ -154,6 +154,7 @@ class Resolver:
                 outcome = await self._guarded(entry, verdicts.get(entry.xid))
                 report.outcomes[entry.id] = outcome
                 metrics.journal_resolved(outcome.value)
+                log.debug("journal entry %d: %s", entry.id, outcome, extra=entry.log_context())
 
         async with asyncio.TaskGroup() as tasks:
             for group in by_xid.values():
@@ -294,6 +295,7 @@ class Resolver:
             entry.object_type,
             len(indexes),
             sum(1 for obj in found if obj is not None),
+            extra=entry.log_context(),
         )
         return tuple(results)
 

@@ -4,6 +4,7 @@ and /metrics in Prometheus text format, merged across worker processes."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from pathlib import Path
@@ -76,3 +77,32 @@ def test_readyz_fails_while_postgresql_is_unreachable(pg: LocalPostgres, tmp_pat
         ready = httpx.get(f"http://127.0.0.1:{admin_port}/readyz")
         assert ready.status_code == 503 and "unreachable" in ready.text
         assert httpx.get(f"http://127.0.0.1:{admin_port}/healthz").status_code == 200
+
+
+def test_json_logs_carry_context_and_no_row_values(
+    synced_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    clean(synced_url, sandbox)
+    env = synced_config(tmp_path, sandbox)
+    env["WRITEPROXY_LOG_FORMAT"] = "json"
+    sandbox.fault(
+        match={"method": "POST", "path_regex": "objects/contacts$"}, status=500, apply=True
+    )
+    with run_proxy(tmp_path, "--upstream", synced_url, env=env) as proxy:
+        with (
+            psycopg.connect(proxy.url(db="synced"), autocommit=True) as conn,
+            contextlib.suppress(psycopg.Error),
+        ):
+            conn.execute("INSERT INTO hubspot.contact (email) VALUES ('private@example.com')")
+        deadline = time.monotonic() + 15
+        while "looked up" not in proxy.log():
+            assert time.monotonic() < deadline, proxy.log()
+            time.sleep(0.2)
+        lines = [json.loads(line) for line in proxy.log().splitlines() if line.startswith("{")]
+        log = proxy.log()
+    assert lines and all({"time", "level", "logger", "pid", "message"} <= set(x) for x in lines)
+    [lookup] = [x for x in lines if "looked up" in x["message"]]
+    assert lookup["operation"] == "create" and lookup["object_type"] == "contacts"
+    assert isinstance(lookup["entry"], int) and isinstance(lookup["xid"], int)
+    assert "private@example.com" not in log
+    assert_no_drift(synced_url, sandbox)
