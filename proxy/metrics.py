@@ -55,6 +55,17 @@ def _get() -> dict[str, Any] | None:
             "retries": Counter(
                 "writeproxy_vendor_retries", "Vendor requests sent again", ["vendor"]
             ),
+            "backlog": Gauge(
+                "writeproxy_journal_open_entries",
+                "Journal entries not resolved yet, by state (the database's, at the last pass)",
+                ["state"],
+                multiprocess_mode="max",
+            ),
+            "waits": Counter(
+                "writeproxy_vendor_rate_limit_wait_seconds",
+                "Time requests waited for the vendor's rate budget",
+                ["vendor"],
+            ),
             "resolutions": Counter(
                 "writeproxy_journal_resolutions",
                 "Journal entries resolved, by outcome (committed, compensated, conflict, ...)",
@@ -96,6 +107,19 @@ def journal_resolved(outcome: str) -> None:
     instruments = _get()
     if instruments is not None:
         instruments["resolutions"].labels(outcome).inc()
+
+
+def journal_backlog(open_by_state: dict[str, int]) -> None:
+    instruments = _get()
+    if instruments is not None:
+        for state in ("intent", "applied", "unknown", "compensating"):
+            instruments["backlog"].labels(state).set(open_by_state.get(state, 0))
+
+
+def rate_limit_wait(vendor: str, seconds: float) -> None:
+    instruments = _get()
+    if instruments is not None and seconds > 0.001:  # a real wait, not scheduling
+        instruments["waits"].labels(vendor).inc(seconds)
 
 
 def exposition() -> bytes:

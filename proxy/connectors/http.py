@@ -194,6 +194,7 @@ class VendorHttp:
         status = "error"
         try:
             async with self._limiter.slot():
+                metrics.rate_limit_wait(self.vendor, time.monotonic() - started)
                 started = time.monotonic()
                 sent_headers = {**(await self.auth_headers()), **(headers or {})}
                 content = None

@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from proxy import metrics
+
 from .resolver import Report, Resolver
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,11 @@ class RecoveryLoop:
         if report.outcomes:
             log.info("journal recovery: %s", report)
         await self._purge()
+        if metrics.enabled():
+            try:
+                metrics.journal_backlog(await self._resolver.journal.backlog())
+            except Exception as exc:  # the next pass tries again
+                log.debug("journal backlog not counted: %s", exc)
         return report
 
     async def _purge(self) -> None:

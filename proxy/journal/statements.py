@@ -89,6 +89,10 @@ class _Statements:
                     CASE WHEN jsonb_typeof(j.results) = 'array' THEN j.results END) AS r
             WHERE j.connector = $1 AND j.object_type = $2 AND j.id <> $3
               AND jsonb_typeof(r) = 'object' AND r->>'id' = ANY($4::text[])"""
+        self.count_open = f"""
+            SELECT state, count(*) FROM {j}
+            WHERE database = current_database() AND state = ANY({open_states})
+            GROUP BY state"""
         self.closed_ids = f"""
             SELECT id FROM {j}
             WHERE id = ANY($1::bigint[]) AND NOT (state = ANY({open_states}))"""

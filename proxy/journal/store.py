@@ -275,6 +275,10 @@ class Journal:
             known |= {str(row[0]) for row in rows}
         return known
 
+    async def backlog(self) -> dict[str, int]:
+        """Open entries by state (the work the resolver has not finished)."""
+        return {str(row[0]): int(row[1]) for row in await self.pool.fetch(self._sql.count_open)}
+
     async def closed(self, ids: Iterable[int]) -> set[int]:
         """Those of these entries already in a terminal state (nothing left to do)."""
         wanted = list(ids)

@@ -63,6 +63,7 @@ def test_metrics_health_and_readiness_of_a_two_worker_proxy(
         assert metric(text, "writeproxy_vendor_request_seconds_count", vendor="HubSpot") == 5
         assert metric(text, "writeproxy_client_connections") == 4
         assert metric(text, "writeproxy_client_connections_accepted_total", result="accepted") >= 4
+        assert "writeproxy_journal_open_entries" in text
         assert httpx.get(f"{admin}/nope").status_code == 404
         assert httpx.post(f"{admin}/metrics").status_code == 405
         assert "ext-" not in text and "example.com" not in text  # no row values
