@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from . import errors, ids
 from .params import EXPAND, Field, string
@@ -13,6 +13,21 @@ from .price_fields import DEFAULT_PRICE_DATA
 from .resource import Resource, apply_metadata, assign, now
 from .search import SearchField
 from .store import Obj, Store, render
+
+
+class DefaultPrices(Protocol):
+    """What a product needs to create its ``default_price_data`` price."""
+
+    name: ClassVar[str]
+
+    def build(
+        self,
+        params: Mapping[str, object],
+        store: Store,
+        *,
+        product_id: str,
+        pending: Obj | None = ...,
+    ) -> Obj: ...
 
 _DIMENSION = Field("decimal", required=True, minimum=Decimal(0))
 PACKAGE_DIMENSIONS = Field(
@@ -86,16 +101,19 @@ class Products(Resource):
     }
     expandable = frozenset({"default_price"})
 
+    def __init__(self, prices: DefaultPrices | None = None) -> None:
+        #: Builds the price of ``default_price_data`` (given by the routes: prices.py
+        #: imports this module for ``product_data``, so this one cannot import it).
+        self._prices = prices
+
     def create(self, params: dict[str, object], store: Store) -> Obj:
         obj = self.build(params, store)
         price_data = params.get("default_price_data")
-        if isinstance(price_data, dict):
-            from .prices import Prices  # prices.py imports this module
-
-            price = Prices().build(price_data, store, product_id=str(obj["id"]), pending=obj)
+        if isinstance(price_data, dict) and self._prices is not None:
+            price = self._prices.build(price_data, store, product_id=str(obj["id"]), pending=obj)
             obj["default_price"] = price["id"]
             store.put(self.name, obj)
-            store.put(Prices.name, price)
+            store.put(self._prices.name, price)
         else:
             store.put(self.name, obj)
         return obj

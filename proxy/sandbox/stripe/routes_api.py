@@ -22,7 +22,7 @@ from .search import parse
 from .store import Obj, Store, deleted_stub, render
 from .web import read_params, sandbox
 
-RESOURCES: tuple[Resource, ...] = (Customers(), Products(), Prices(), Coupons())
+RESOURCES: tuple[Resource, ...] = (Customers(), Products(Prices()), Prices(), Coupons())
 BY_NAME: Mapping[str, Resource] = {r.name: r for r in RESOURCES}
 
 _LIMIT = Field("integer", minimum=1, maximum=100)
