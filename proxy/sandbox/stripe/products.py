@@ -29,6 +29,7 @@ class DefaultPrices(Protocol):
         pending: Obj | None = ...,
     ) -> Obj: ...
 
+
 _DIMENSION = Field("decimal", required=True, minimum=Decimal(0))
 PACKAGE_DIMENSIONS = Field(
     "object",
