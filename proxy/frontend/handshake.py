@@ -167,14 +167,22 @@ class Handshake:
                 host.write(b"N")
             elif code == CANCEL_REQUEST_CODE and length >= 16:
                 host.set_phase(Phase.CLOSED)
-                self._ctx.spawn(self._ctx.cancels.cancel(packet))
-                host.close()
+                self._ctx.spawn(self._cancel_then_close(packet))
             else:
                 self._begin(packet)
 
     async def _upgrade(self, context: ssl.SSLContext) -> None:
         if await self._host.start_tls(context):
             self.tls = True
+
+    async def _cancel_then_close(self, packet: bytes) -> None:
+        """Close the cancel connection only once the cancel was delivered, as
+        PostgreSQL does: libpq's cancel returns when the connection closes, so a client
+        that then reads on (a COPY it aborts) sees the cancel's effect, not more rows."""
+        try:
+            await self._ctx.cancels.cancel(packet)
+        finally:
+            self._host.close()
 
     def _begin(self, packet: bytes) -> None:
         try:
