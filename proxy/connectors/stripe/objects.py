@@ -26,6 +26,24 @@ class StripeObject:
 
 #: Fields holding unix times (seconds); local columns hold them as timestamps.
 UNIX_TIME_FIELDS = frozenset({"created", "updated", "redeem_by"})
+#: A customer's fields are all settable at creation and changeable later.
+_CUSTOMER_FIELDS = frozenset(
+    {
+        "address",
+        "balance",
+        "description",
+        "email",
+        "invoice_prefix",
+        "invoice_settings",
+        "metadata",
+        "name",
+        "next_invoice_sequence",
+        "phone",
+        "preferred_locales",
+        "shipping",
+        "tax_exempt",
+    }
+)
 _COMMON_READ_ONLY = frozenset({"object", "created", "livemode"})
 
 OBJECTS = {
@@ -34,40 +52,8 @@ OBJECTS = {
         StripeObject(
             "customer",
             "customers",
-            creatable=frozenset(
-                {
-                    "address",
-                    "balance",
-                    "description",
-                    "email",
-                    "invoice_prefix",
-                    "invoice_settings",
-                    "metadata",
-                    "name",
-                    "next_invoice_sequence",
-                    "phone",
-                    "preferred_locales",
-                    "shipping",
-                    "tax_exempt",
-                }
-            ),
-            updatable=frozenset(
-                {
-                    "address",
-                    "balance",
-                    "description",
-                    "email",
-                    "invoice_prefix",
-                    "invoice_settings",
-                    "metadata",
-                    "name",
-                    "next_invoice_sequence",
-                    "phone",
-                    "preferred_locales",
-                    "shipping",
-                    "tax_exempt",
-                }
-            ),
+            creatable=_CUSTOMER_FIELDS,
+            updatable=_CUSTOMER_FIELDS,
             read_only=_COMMON_READ_ONLY
             | {"currency", "default_source", "delinquent", "discount", "test_clock"},
         ),
