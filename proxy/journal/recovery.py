@@ -33,6 +33,7 @@ class RecoveryLoop:
         interval_s: float = 5.0,
         retention: timedelta | None = timedelta(days=7),
         purge_every_s: float = 3600.0,
+        unowned_after_s: float = 300.0,
         upkeep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._resolver = resolver
@@ -42,6 +43,10 @@ class RecoveryLoop:
         self._retention = retention
         self._purge_every_s = purge_every_s
         self._purged_at: float | None = None
+        #: How long an entry of a connector this proxy lacks may sit untouched before
+        #: it is reported (checked at most that often).
+        self._unowned_after_s = unowned_after_s
+        self._unowned_checked_at: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> Report:
@@ -67,6 +72,7 @@ class RecoveryLoop:
         if report.outcomes:
             log.info("journal recovery: %s", report)
         await self._purge()
+        await self._report_unowned()
         if metrics.enabled():
             try:
                 metrics.journal_backlog(await self._resolver.journal.backlog())
@@ -84,6 +90,27 @@ class RecoveryLoop:
         purged = await self._resolver.journal.purge(self._retention)
         if purged:
             log.info("journal retention: deleted %d settled entries", purged)
+
+    async def _report_unowned(self) -> None:
+        """Warn about open entries no configured connector of this proxy can resolve
+        and nobody else has touched for a while: a connector removed from the
+        configuration (or a proxy that has it not running) leaves them undone."""
+        now = time.monotonic()
+        checked = self._unowned_checked_at
+        if checked is not None and now - checked < self._unowned_after_s:
+            return
+        self._unowned_checked_at = now
+        resolver = self._resolver
+        unowned = await resolver.journal.unowned(resolver.connector_names, self._unowned_after_s)
+        for connector, count in unowned.items():
+            log.warning(
+                "journal: %d open entries of connector %r, which this proxy does not have, "
+                "untouched for over %.0fs; configure it (or run a proxy that has it) to "
+                "resolve them",
+                count,
+                connector,
+                self._unowned_after_s,
+            )
 
     async def _loop(self) -> None:
         while True:

@@ -112,6 +112,11 @@ class Resolver:
     def journal(self) -> Journal:
         return self._journal
 
+    @property
+    def connector_names(self) -> frozenset[str]:
+        """The connectors whose entries this resolver claims (no others)."""
+        return frozenset(self._connectors)
+
     def replace_synced(self, synced: Mapping[tuple[str, str], tuple[str, str]]) -> None:
         self._synced = dict(synced)
 
@@ -122,7 +127,9 @@ class Resolver:
         again)."""
         wanted = list(dict.fromkeys(ids))
         report = Report({i: Outcome.BUSY for i in wanted})
-        entries = await self._journal.claim_ids(wanted, self._owner, self._lease_s)
+        entries = await self._journal.claim_ids(
+            wanted, self._owner, self._lease_s, connectors=self._connectors.keys()
+        )
         claimed = {entry.id for entry in entries}
         for entry_id in await self._journal.closed(i for i in wanted if i not in claimed):
             report.outcomes[entry_id] = Outcome.SETTLED
@@ -133,7 +140,9 @@ class Resolver:
         """Claim and resolve every due entry, batch after batch."""
         report = Report()
         while True:
-            entries = await self._journal.claim(self._batch_size, self._owner, self._lease_s)
+            entries = await self._journal.claim(
+                self._batch_size, self._owner, self._lease_s, connectors=self._connectors.keys()
+            )
             if not entries:
                 return report
             await self._resolve_claimed(entries, report)
@@ -185,9 +194,10 @@ class Resolver:
             return await self._settle_as(entry, EntryState.COMMITTED, attempted=False)
         connector = self._connectors.get(entry.connector)
         if connector is None:
-            return await self._failed(
-                entry, f"no connector named {entry.connector!r} is configured"
-            )
+            # Claims ask for this resolver's connectors only, so this is a journal that
+            # ignored the filter; leave the entry untouched for a proxy that has it.
+            await self._journal.release([entry.id], self._owner, 0.0)
+            return Outcome.BUSY
         if action is Action.CONFLICT:
             return await self._conflict(entry, verdict, connector)
         if action is Action.COMPLETE:

@@ -64,11 +64,15 @@ class _Statements:
               AND o.object_id = ANY($4::text[])"""
         free = "(claimed_until IS NULL OR claimed_until < now())"
         lease = "claimed_by = $2, claimed_until = now() + make_interval(secs => $3)"
+        # Only entries of the claimer's connectors: proxies with different connector
+        # sets may share one journal, and an entry one cannot resolve must stay free
+        # for one that can (NULL: any connector).
+        mine = "($4::text[] IS NULL OR connector = ANY($4::text[]))"
         self.claim = f"""
             WITH due AS MATERIALIZED (
                 SELECT id FROM {j}
                 WHERE database = current_database() AND state = ANY({open_states})
-                  AND next_attempt_at <= now() AND {free}
+                  AND next_attempt_at <= now() AND {free} AND {mine}
                 ORDER BY next_attempt_at, id
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED)
@@ -78,7 +82,7 @@ class _Statements:
             WITH due AS MATERIALIZED (
                 SELECT id FROM {j}
                 WHERE id = ANY($1::bigint[]) AND database = current_database()
-                  AND state = ANY({open_states}) AND {free}
+                  AND state = ANY({open_states}) AND {free} AND {mine}
                   AND (attempts = 0 OR next_attempt_at <= now())
                 FOR UPDATE SKIP LOCKED)
             UPDATE {j} AS j SET {lease} FROM due WHERE j.id = due.id
@@ -93,6 +97,12 @@ class _Statements:
             SELECT state, count(*) FROM {j}
             WHERE database = current_database() AND state = ANY({open_states})
             GROUP BY state"""
+        self.unowned = f"""
+            SELECT connector, count(*) FROM {j}
+            WHERE database = current_database() AND state = ANY({open_states})
+              AND NOT (connector = ANY($1::text[]))
+              AND updated_at < now() - make_interval(secs => $2)
+            GROUP BY connector ORDER BY connector"""
         self.closed_ids = f"""
             SELECT id FROM {j}
             WHERE id = ANY($1::bigint[]) AND NOT (state = ANY({open_states}))"""

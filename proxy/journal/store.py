@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -228,14 +228,22 @@ class Journal:
     # -- resolution ------------------------------------------------------------------
 
     async def claim(
-        self, limit: int, owner: str | None = None, lease_s: float | None = None
+        self,
+        limit: int,
+        owner: str | None = None,
+        lease_s: float | None = None,
+        connectors: Collection[str] | None = None,
     ) -> list[Entry]:
         """Lease up to ``limit`` due open entries nobody holds (or whose lease
-        expired), oldest due first."""
-        return await self._claim(self._sql.claim, limit, owner, lease_s)
+        expired), oldest due first; only those of ``connectors`` when given."""
+        return await self._claim(self._sql.claim, limit, owner, lease_s, connectors)
 
     async def claim_ids(
-        self, ids: Iterable[int], owner: str | None = None, lease_s: float | None = None
+        self,
+        ids: Iterable[int],
+        owner: str | None = None,
+        lease_s: float | None = None,
+        connectors: Collection[str] | None = None,
     ) -> list[Entry]:
         """Lease these open entries now (a failed compensation only once its backoff is
         over: the live path must not turn a short outage into a long backoff), unless
@@ -243,14 +251,27 @@ class Journal:
         wanted = list(ids)
         if not wanted:
             return []
-        return await self._claim(self._sql.claim_ids, wanted, owner, lease_s)
+        return await self._claim(self._sql.claim_ids, wanted, owner, lease_s, connectors)
 
     async def _claim(
-        self, sql: str, which: object, owner: str | None, lease_s: float | None
+        self,
+        sql: str,
+        which: object,
+        owner: str | None,
+        lease_s: float | None,
+        connectors: Collection[str] | None,
     ) -> list[Entry]:
         lease = self.lease_s if lease_s is None else lease_s
-        rows = await self.pool.fetch(sql, which, owner or self.owner, lease)
+        names = None if connectors is None else sorted(connectors)
+        rows = await self.pool.fetch(sql, which, owner or self.owner, lease, names)
         return sorted((_entry(row) for row in rows), key=lambda e: e.id)
+
+    async def unowned(self, connectors: Collection[str], older_than_s: float) -> dict[str, int]:
+        """Open entries, by connector, of connectors not in ``connectors`` that nobody
+        has touched for ``older_than_s`` seconds: work for a connector no proxy on this
+        journal seems to have configured any more (an operator must see it)."""
+        rows = await self.pool.fetch(self._sql.unowned, sorted(connectors), older_than_s)
+        return {str(row[0]): int(row[1]) for row in rows}
 
     async def known_ids(
         self, entry: Entry, ids: Sequence[str], table: tuple[str, str] | None

@@ -283,6 +283,23 @@ async def test_concurrent_claimers_never_share_an_entry(journal: Journal, db_url
     assert sorted(claimed_ids) == ids  # every entry exactly once
 
 
+async def test_a_claim_takes_only_the_claimers_connectors(journal: Journal) -> None:
+    """Proxies with different connector sets share one journal: each claims only what
+    it can resolve, and what nobody's connectors cover is counted for a warning."""
+    [hubspot] = await _applied(journal, 1)
+    stripe = await journal.record_intent(call(), xid=1, connector="stripe")
+    await journal.record_outcome(stripe, S.APPLIED, [Result("cus_1", True)])
+    assert await journal.claim(10, connectors=["salesforce"]) == []
+    assert await journal.claim_ids([hubspot, stripe], connectors=["salesforce"]) == []
+    [taken] = await journal.claim_ids([hubspot, stripe], connectors=["hubspot"])
+    assert taken.id == hubspot
+    [taken] = await journal.claim(10, connectors=["stripe", "salesforce"])
+    assert taken.id == stripe
+    assert await journal.unowned(["hubspot"], older_than_s=0.0) == {"stripe": 1}
+    assert await journal.unowned(["hubspot"], older_than_s=60.0) == {}
+    assert await journal.unowned(["hubspot", "stripe"], older_than_s=0.0) == {}
+
+
 async def test_a_lease_blocks_others_until_it_expires(journal: Journal, db_url: str) -> None:
     [entry_id] = await _applied(journal, 1)
     [mine] = await journal.claim(10, lease_s=0.5)

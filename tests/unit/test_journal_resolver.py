@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,17 +41,33 @@ class FakeJournal:
         self.not_due: set[int] = set()  # released or backing off
         self.lose_lease = False
         self.purged: list[timedelta] = []
+        self.filter_connectors = True  # False: a journal that ignores the claim filter
 
     async def claim(
-        self, limit: int, owner: str | None = None, lease_s: float | None = None
+        self,
+        limit: int,
+        owner: str | None = None,
+        lease_s: float | None = None,
+        connectors: Collection[str] | None = None,
     ) -> list[Entry]:
-        due = [e for e in self._free() if e.id not in self.not_due]
+        due = [e for e in self._free(connectors) if e.id not in self.not_due]
         return due[:limit]
 
     async def claim_ids(
-        self, ids: Iterable[int], owner: str | None = None, lease_s: float | None = None
+        self,
+        ids: Iterable[int],
+        owner: str | None = None,
+        lease_s: float | None = None,
+        connectors: Collection[str] | None = None,
     ) -> list[Entry]:
-        return [e for e in self._free() if e.id in set(ids)]
+        return [e for e in self._free(connectors) if e.id in set(ids)]
+
+    async def unowned(self, connectors: Collection[str], older_than_s: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self._free(None):
+            if entry.connector not in connectors:
+                counts[entry.connector] = counts.get(entry.connector, 0) + 1
+        return counts
 
     async def known_ids(self, entry: Entry, ids: Any, table: Any) -> set[str]:
         return set()
@@ -58,9 +75,13 @@ class FakeJournal:
     async def closed(self, ids: Iterable[int]) -> set[int]:
         return {i for i in ids if i in self.entries and self.entries[i].state not in OPEN_STATES}
 
-    def _free(self) -> list[Entry]:
+    def _free(self, connectors: Collection[str] | None) -> list[Entry]:
         return [
-            e for e in self.entries.values() if e.state in OPEN_STATES and e.id not in self.held
+            e
+            for e in self.entries.values()
+            if e.state in OPEN_STATES
+            and e.id not in self.held
+            and (connectors is None or not self.filter_connectors or e.connector in connectors)
         ]
 
     async def xact_status(self, xids: Iterable[int]) -> dict[int, Verdict | None]:
@@ -431,13 +452,38 @@ async def test_a_lost_lease_writes_nothing() -> None:
     assert journal.entries[entry.id].state is S.APPLIED
 
 
-async def test_unknown_connector_is_retried_not_dropped() -> None:
+async def test_entries_of_connectors_it_lacks_are_left_for_a_proxy_that_has_them() -> None:
+    """Proxies with different connector sets may share a journal: one without the
+    entry's connector neither claims it nor puts it in backoff (a proxy that has the
+    connector resolves it at once)."""
     entry = make_entry(Op.CREATE, S.APPLIED, results=created("1"), xid=7, connector="gone")
     journal, vendor = FakeJournal(entry, verdicts={7: A}), FakeVendor()
+    assert (await resolver(journal, vendor).resolve_due()).outcomes == {}
+    assert (await resolver(journal, vendor).resolve([entry.id])).outcomes == {
+        entry.id: Outcome.BUSY
+    }
+    assert journal.entries[entry.id] == entry and journal.released == [] and vendor.log == []
+
+    journal.filter_connectors = False  # claimed anyway: released untouched, no backoff
     report = await resolver(journal, vendor).resolve_due()
-    assert report.outcomes == {entry.id: Outcome.RETRYING}
-    stored = journal.entries[entry.id]
-    assert stored.state is S.COMPENSATING and "no connector named 'gone'" in str(stored.last_error)
+    assert report.outcomes == {entry.id: Outcome.BUSY}
+    assert journal.entries[entry.id] == entry and journal.released == [(entry.id, 0.0)]
+
+
+async def test_recovery_loop_reports_entries_no_connector_of_its_own_can_resolve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mine = make_entry(Op.CREATE, S.APPLIED, results=created("1"), xid=7)
+    gone = make_entry(Op.CREATE, S.APPLIED, results=created("2"), xid=8, connector="gone")
+    journal, vendor = FakeJournal(mine, gone, verdicts={7: A, 8: A}), FakeVendor()
+    loop = RecoveryLoop(resolver(journal, vendor), retention=None, unowned_after_s=60.0)
+    with caplog.at_level(logging.WARNING, logger="proxy.journal.recovery"):
+        report = await loop.run_once()
+        await loop.run_once()  # checked at most once a minute: one warning
+    assert report.outcomes == {mine.id: Outcome.COMPENSATED}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "1 open entries of connector 'gone'" in warnings[0]
+    assert journal.entries[gone.id] == gone
 
 
 async def test_too_old_to_know_is_a_conflict() -> None:
