@@ -39,7 +39,7 @@ class DeferredArchiver(Protocol):
 
     async def archive_committed(self, ledger: TxLedger) -> None: ...
 
-    def forget_postponed(self, ledger: TxLedger) -> None: ...
+    async def forget_postponed(self, ledger: TxLedger) -> None: ...
 
 
 class TransactionControl:
@@ -133,7 +133,7 @@ class TransactionControl:
             if any(c.kind is TxKind.COMMIT for c in done):
                 await self._archiver.archive_committed(ledger)
             else:
-                self._archiver.forget_postponed(ledger)
+                await self._archiver.forget_postponed(ledger)
         for control in done:
             if control.ends_transaction and control.chain:
                 # AND CHAIN: a new transaction starts at once, ReadyForQuery stays 'T'.
@@ -168,7 +168,7 @@ class TransactionControl:
             # An error left the upstream skipping messages until Sync: ours was skipped.
             result = await channel.run("ROLLBACK")
         if failed or result.error is not None:
-            self._archiver.forget_postponed(self._ledger)
+            await self._archiver.forget_postponed(self._ledger)
         else:
             await self._archiver.archive_committed(self._ledger)
         if error is not None:

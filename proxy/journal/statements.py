@@ -87,6 +87,16 @@ class _Statements:
                 FOR UPDATE SKIP LOCKED)
             UPDATE {j} AS j SET {lease} FROM due WHERE j.id = due.id
             RETURNING j.*"""
+        # Archives of these objects by other transactions that were (or may yet be)
+        # sent: not recorded as never sent ('failed') or found not archived
+        # ('compensated'), and not of a transaction that rolled back before sending.
+        self.archiving = f"""
+            SELECT i ->> 'id', j.id FROM {j} AS j,
+                LATERAL jsonb_array_elements(j.inputs) AS i
+            WHERE j.database = current_database() AND j.connector = $1
+              AND j.object_type = $2 AND j.operation = 'archive' AND j.xid <> $4::xid8
+              AND j.state NOT IN ('failed', 'compensated')
+              AND i ->> 'id' = ANY($3::text[])"""
         self.known_ids = f"""
             SELECT DISTINCT r->>'id' FROM {j} AS j,
                 LATERAL jsonb_array_elements(

@@ -273,6 +273,17 @@ class Journal:
         rows = await self.pool.fetch(self._sql.unowned, sorted(connectors), older_than_s)
         return {str(row[0]): int(row[1]) for row in rows}
 
+    async def archiving(
+        self, connector: str, object_type: str, ids: Sequence[str], xid: int
+    ) -> dict[str, int]:
+        """Of these objects, those another transaction than ``xid`` archives or has
+        archived (its archive journaled, not known to be unsent): object id -> entry."""
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        rows = await self.pool.fetch(self._sql.archiving, connector, object_type, wanted, xid)
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def known_ids(
         self, entry: Entry, ids: Sequence[str], table: tuple[str, str] | None
     ) -> set[str]:

@@ -40,7 +40,11 @@ async def _run(call: InverseCall, connector: Connector) -> str | None:
         case RestoreProperties():
             return await _restore(call, connector)
         case Unrestorable(object_type, ids, reason):
-            return f"{object_type} {', '.join(ids)}: not restored, {reason}"
+            # Objects archived since (e.g. by the DELETE whose archive made an upsert
+            # that adopted them fail) have nothing left to restore.
+            live = [i for i in ids if await connector.get(object_type, i) is not None]
+            if live:
+                return f"{object_type} {', '.join(live)}: not restored, {reason}"
     return None
 
 

@@ -64,12 +64,27 @@ class DeferredArchives:
         assert ledger.xid is not None
         if isolation.rows and isolation.rows[0][0] == b"serializable":
             # Its COMMIT may still fail the serializability check, after which an
-            # archive could not be undone: archive once the COMMIT succeeded.
+            # archive could not be undone: archive once the COMMIT succeeded, journaled
+            # now (so a proxy dying after the COMMIT leaves it to the journal, and other
+            # sessions' upserts do not adopt the objects meanwhile).
             for archive in deferred:
                 dropped = await self._drop_associations(channel, archive)
                 if dropped is not None:
                     return dropped
-            ledger.after_commit = (ledger.xid, list(deferred))
+            announced: list[tuple[DeferredArchive, int]] = []
+            try:
+                for archive in deferred:
+                    entry_id = await self._journal.announce_archive(
+                        xid=ledger.xid,
+                        connector=archive.connector,
+                        object_type=archive.object_type,
+                        ids=archive.ids,
+                    )
+                    announced.append((archive, entry_id))
+            except ApiError as error:
+                await self._journal.archive_not_sent([entry for _, entry in announced])
+                return Failure(api_error(error, deferred[0].table), IN_TRANSACTION)
+            ledger.after_commit = (ledger.xid, announced)
             ledger.archived()
             return None
         for archive in deferred:
@@ -91,31 +106,35 @@ class DeferredArchives:
 
     async def archive_committed(self, ledger: TxLedger) -> None:
         """After a SERIALIZABLE transaction's COMMIT succeeded: send the archives its
-        DELETEs deferred (journaled under its xid, so a failed or lost archive is
-        completed by the journal, which sees the transaction committed)."""
+        DELETEs deferred (announced in the journal under its xid before the COMMIT, so
+        a failed or lost archive stays open and the journal sends it again)."""
         postponed, ledger.after_commit = ledger.after_commit, None
         if postponed is None:
             return
         xid, archives = postponed
-        for archive in archives:
-            hooks = self._journal.statement(xid=xid, connector=archive.connector)
+        for archive, entry_id in archives:
+            error: ApiError | None = None
             try:
                 await self._connectors[archive.connector].archive(
-                    archive.object_type, list(archive.ids), hooks=hooks
+                    archive.object_type, list(archive.ids)
                 )
-            except ApiError as error:
+            except ApiError as failed:
+                error = failed
                 log.warning(
                     "archive after COMMIT of %d %s failed (%s); the journal retries it",
                     len(archive.ids),
                     archive.object_type,
-                    error.kind.value,
+                    failed.kind.value,
                 )
             finally:
-                self._journal.ended(xid, hooks.entry_ids)
+                await self._journal.archive_sent(entry_id, error)
+                self._journal.ended(xid, [entry_id])
 
-    def forget_postponed(self, ledger: TxLedger) -> None:
+    async def forget_postponed(self, ledger: TxLedger) -> None:
         """The COMMIT failed: its transaction rolled back, its archives never run."""
-        ledger.after_commit = None
+        postponed, ledger.after_commit = ledger.after_commit, None
+        if postponed is not None:
+            await self._journal.archive_not_sent([entry for _, entry in postponed[1]])
 
     async def _drop_associations(
         self, channel: UpstreamChannel, archive: DeferredArchive

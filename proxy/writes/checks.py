@@ -6,6 +6,7 @@ reads on its own."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from proxy.backend.channel import Result
@@ -65,6 +66,30 @@ class ArchivedAtCommit(Exception):
             "their unique values (an email) are still taken.",
             hint="Commit the DELETE first, or UPDATE the row instead of deleting it.",
             extra={"schema_name": plan.table.schema, "table_name": plan.table.name},
+        )
+
+
+class ArchivedElsewhere(Exception):
+    """An upsert matched vendor objects by key that another transaction deleted: its
+    archive is on its way (sent after that transaction's COMMIT, or before it while
+    this statement waited for its row lock), so the rows would point to archived
+    objects. Fails as a serialization failure: a retry creates new objects."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = tuple(ids)
+
+    def error(self, plan: WritePlan) -> PgError:
+        table = plan.table
+        return PgError(
+            "40001",
+            f"could not serialize access: {table.object_type} {', '.join(self.ids)}, which "
+            f"this statement matched by {plan.conflict.key_column if plan.conflict else 'key'}"
+            f", was deleted from {table.display} by a concurrent transaction",
+            detail="Its archive at the vendor is on its way; the vendor matched the object "
+            "before it landed.",
+            hint="Retry the statement: it then creates a new object.",
+            extra={"schema_name": table.schema, "table_name": table.name},
         )
 
 

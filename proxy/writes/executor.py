@@ -40,6 +40,7 @@ from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.archives import DeferredArchives
 from proxy.writes.checks import (
     ArchivedAtCommit,
+    ArchivedElsewhere,
     Cancelled,
     ReadOnly,
     check_applied,
@@ -64,6 +65,9 @@ log = logging.getLogger(__name__)
 STATEMENT_SAVEPOINT = "writeproxy_statement"
 #: How often an ON CONFLICT DO UPDATE's dry run is repeated to lock what it updates.
 UPSERT_ATTEMPTS = 5
+#: How long an upsert that matched objects another transaction is archiving waits for
+#: that archive before failing with 40001 (so that the client's retry creates anew).
+ADOPTION_WAIT_S = 3.0
 #: Leaves a transaction block aborted, as any failed statement does.
 ABORT_SQL = (
     "DO $writeproxy$ BEGIN RAISE EXCEPTION 'writeproxy: synced write failed'; END $writeproxy$"
@@ -205,6 +209,11 @@ class WriteExecutor:
             for result in after:
                 _checked(result)
             check_applied(plan, change, applied)
+            if change.adopted:
+                # After the apply: a DELETE of the same rows by another transaction
+                # has committed by now (the apply waited for its row lock), and its
+                # archive was journaled before that COMMIT.
+                await self._check_not_archiving(xid, table, change.adopted)
             ledger.record(hooks.entry_ids)
             if change.deferred is not None:
                 ledger.defer(change.deferred)
@@ -215,7 +224,7 @@ class WriteExecutor:
                     return await self.fail(channel, in_block, failure.error)
                 commit = await channel.run("COMMIT")
                 if commit.error is not None:
-                    self.archives.forget_postponed(ledger)
+                    await self.archives.forget_postponed(ledger)
                     raise QueryFailed(commit)
                 status = commit.status
                 await self.archives.archive_committed(ledger)
@@ -234,7 +243,7 @@ class WriteExecutor:
             if hooks is not None:
                 await self._journal.failed(hooks)
             return await self.fail(channel, in_block, unsupported_error(error))
-        except (Cancelled, ReadOnly, ArchivedAtCommit) as stopped:
+        except (Cancelled, ReadOnly, ArchivedAtCommit, ArchivedElsewhere) as stopped:
             if hooks is not None:
                 await self._journal.failed(hooks)  # the vendor change is undone
             return await self.fail(channel, in_block, stopped.error(plan))
@@ -244,6 +253,19 @@ class WriteExecutor:
             if hooks is not None:
                 await self._journal.failed(hooks)
             raise
+
+    async def _check_not_archiving(self, xid: int, table: SyncedTable, ids: Sequence[str]) -> None:
+        """An upsert adopted objects the vendor already had: fail if another
+        transaction is archiving them (its archive would land after this statement)."""
+        gone = await self._journal.archiving_elsewhere(
+            xid=xid,
+            connector=table.connector,
+            object_type=table.object_type,
+            ids=ids,
+            wait_s=ADOPTION_WAIT_S,
+        )
+        if gone:
+            raise ArchivedElsewhere(gone)
 
     def use_guard_key(self, key: GuardKey) -> None:
         """The guard was installed again (``proxy.guard.GuardKeeper``)."""

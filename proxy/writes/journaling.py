@@ -20,8 +20,9 @@ from typing import Any
 
 import asyncpg
 
-from proxy.connectors.base import ApiError, CallOutcome, ErrorKind, VendorCall
+from proxy.connectors.base import ApiError, CallOutcome, ErrorKind, Operation, VendorCall
 from proxy.journal import EntryState, Journal, JournalHooks, Resolver
+from proxy.journal.model import error_text
 from proxy.journal.resolver import Outcome as Resolution
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,55 @@ class LiveJournal:
             ),
             self._journal,
         )
+
+    async def announce_archive(
+        self, *, xid: int, connector: str, object_type: str, ids: Sequence[str]
+    ) -> int:
+        """Journal an archive that is sent only after its transaction's COMMIT
+        (SERIALIZABLE), before that COMMIT: if the proxy dies in between, the journal
+        sees the transaction committed and sends it; other sessions see it coming
+        (``archiving_elsewhere``). Raises like a vendor call the journal refused."""
+        call = VendorCall(Operation.ARCHIVE, object_type, tuple({"id": i} for i in ids))
+        hooks = self.statement(xid=xid, connector=connector)
+        await hooks.before_send(call)
+        [entry_id] = hooks.entry_ids
+        return entry_id
+
+    async def archive_sent(self, entry_id: int, error: ApiError | None) -> None:
+        """The announced archive was sent after the COMMIT. If the vendor refused it or
+        the answer was lost, the entry stays open (``unknown``): the transaction
+        committed its DELETE, so the journal sends the archive again."""
+        state = EntryState.APPLIED if error is None else EntryState.UNKNOWN
+        text = None if error is None else error_text(error)
+        try:
+            await self._journal.record_outcome(entry_id, state, error=text)
+        except Exception as exc:  # the lease expires and recovery completes it
+            log.warning("cannot record journal entry %d (%s)", entry_id, type(exc).__name__)
+
+    async def archive_not_sent(self, entry_ids: Sequence[int]) -> None:
+        """The COMMIT failed: the announced archives were never sent."""
+        for entry_id in entry_ids:
+            try:
+                await self._journal.record_outcome(
+                    entry_id, EntryState.FAILED, error="not sent: the COMMIT failed"
+                )
+            except Exception as exc:  # recovery finds nothing archived and closes it
+                log.warning("cannot record journal entry %d (%s)", entry_id, type(exc).__name__)
+
+    async def archiving_elsewhere(
+        self, *, xid: int, connector: str, object_type: str, ids: Sequence[str], wait_s: float
+    ) -> list[str]:
+        """Of these objects, those another transaction archives or has archived. Waits
+        up to ``wait_s`` for those archives to be settled, so that a retry of the
+        statement that found them no longer matches the objects at the vendor."""
+        found = await self._journal.archiving(connector, object_type, ids, xid)
+        entries = set(found.values())
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while entries and asyncio.get_running_loop().time() < deadline:
+            entries -= await self._journal.closed(entries)
+            if entries:
+                await asyncio.sleep(0.05)
+        return sorted(found)
 
     async def failed(self, statement: StatementJournal) -> None:
         """A statement that made vendor calls failed: nothing of it stays locally."""

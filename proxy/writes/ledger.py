@@ -72,10 +72,11 @@ class TxLedger:
     #: A CancelRequest for the session arrived while a synced statement ran (the
     #: executor checks it once the vendor has answered).
     cancel_requested: bool = False
-    #: SERIALIZABLE: the archives of the COMMIT on its way, with its xid, sent only once
-    #: it succeeded (its serializability check could fail it after an archive). Kept
-    #: across ``end`` (the COMMIT's ReadyForQuery ends the ledger first).
-    after_commit: tuple[int, list[DeferredArchive]] | None = None
+    #: SERIALIZABLE: the archives of the COMMIT on its way, with its xid and their
+    #: journal entries, sent only once it succeeded (its serializability check could
+    #: fail it after an archive). Kept across ``end`` (the COMMIT's ReadyForQuery ends
+    #: the ledger first).
+    after_commit: tuple[int, list[tuple[DeferredArchive, int]]] | None = None
     _events: list[_Event] = field(default_factory=list)
 
     @property

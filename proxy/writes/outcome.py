@@ -21,6 +21,9 @@ class ApiChange:
     undo: Compensation | None = None
     #: A DELETE's archive, for the vendor at COMMIT time.
     deferred: DeferredArchive | None = None
+    #: Ids of objects the vendor already had that an upsert matched by key and this
+    #: statement inserts as new local rows (another transaction may be archiving them).
+    adopted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

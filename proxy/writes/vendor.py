@@ -87,13 +87,14 @@ class VendorWrites:
             return ApiChange([])
         before = {str(row[table.id_column]): row for row in existing}
         objects: list[ApiObject | None]
+        adopted: tuple[str, ...]
         if conflict is not None and conflict.action == "update":
             # Rows PostgreSQL inserted go to the vendor upsert by key (the vendor may
             # know the key even if this database does not yet); rows it updated send
             # only the properties that changed.
             fresh = [row for row in new if row.get(table.id_column) is None]
             key = table.property_of(conflict.key_column) or conflict.key_column
-            inserted = iter(
+            upserted = (
                 await self._connector.upsert(
                     table.object_type,
                     key,
@@ -103,6 +104,8 @@ class VendorWrites:
                 if fresh
                 else []
             )
+            adopted = tuple(obj.id for obj in upserted if obj.created is not True)
+            inserted = iter(upserted)
             changed = await self._update_changed(before, new)
             objects = [
                 next(inserted)
@@ -113,12 +116,13 @@ class VendorWrites:
         else:
             rows = [self._properties(row) for row in new]
             objects = list(await self._connector.create(table.object_type, rows, hooks=self._hooks))
+            adopted = ()
         now = _now()
         payload = [
             merge(table, row, obj, {"_sync_inserted_at": now, "_sync_updated_at": now})
             for row, obj in zip(new, objects, strict=True)
         ]
-        return ApiChange(payload)
+        return ApiChange(payload, adopted=adopted)
 
     async def _absent(self, new: list[Image]) -> list[Image]:
         """ON CONFLICT DO NOTHING: keep the rows whose key the vendor does not know

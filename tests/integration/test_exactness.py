@@ -20,6 +20,8 @@ from tests.support import ProxyProcess, Sandbox, run_proxy
 from tests.synced import Harness, harness
 
 ROLE = "wp_app"
+#: HubSpot's archive of one contact (``DELETE /crm/v3/objects/contacts/{id}``).
+ARCHIVE_PATH = r"/crm/v3/objects/contacts/[^/]+$"
 
 
 @pytest.fixture
@@ -839,6 +841,56 @@ def test_a_serializable_commit_that_fails_archives_nothing(hs: Harness) -> None:
         conn.commit()
     hs.settle()
     assert hs.sandbox.objects() == []
+
+
+def test_a_serializable_archive_that_fails_after_commit_is_completed_by_the_journal(
+    hs: Harness,
+) -> None:
+    """The archive of a SERIALIZABLE DELETE is sent after its COMMIT: if the vendor
+    refuses it then (down, rate limited), the DELETE is still committed, so the journal
+    must keep the archive open and send it again, not record it as failed."""
+    [ident] = seed(hs, "ser-later@example.com")
+    with psycopg.connect(hs.url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        conn.execute("DELETE FROM hubspot.contact WHERE id = %s", (ident,))
+        # Every attempt of the first archive fails (5 attempts); the journal's is fine.
+        hs.sandbox.fault(
+            match={"method": "DELETE", "path_regex": ARCHIVE_PATH}, status=503, times=5
+        )
+        conn.commit()
+    hs.settle()
+    assert hs.sandbox.objects() == []
+    assert hs.local("SELECT count(*) FROM hubspot.contact") == [(0,)]
+
+
+def test_an_upsert_racing_an_archive_after_commit_does_not_adopt_the_archived_object(
+    hs: Harness,
+) -> None:
+    """Between a SERIALIZABLE DELETE's COMMIT and its archive the object is still live
+    at the vendor: an upsert by its email from another session matches it (HubSpot
+    answers with the same id) and would insert that id locally just before the archive
+    lands — a row for an archived object. The upsert fails with 40001 instead, and its
+    retry creates a new object."""
+    [ident] = seed(hs, "race@example.com")
+    upsert = (
+        "INSERT INTO hubspot.contact (email, company) VALUES ('race@example.com', 'b') "
+        "ON CONFLICT (email) DO UPDATE SET company = EXCLUDED.company RETURNING id"
+    )
+    with psycopg.connect(hs.url) as a, psycopg.connect(hs.url, autocommit=True) as b:
+        a.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        a.execute("DELETE FROM hubspot.contact WHERE id = %s", (ident,))
+        # The archive reaches the vendor only after the upsert has matched the object.
+        hs.sandbox.fault(match={"method": "DELETE", "path_regex": ARCHIVE_PATH}, delay_ms=1500)
+        a.commit()
+        with pytest.raises(errors.SerializationFailure) as refused:
+            b.execute(upsert)
+        assert ident in str(refused.value)
+        hs.settle()
+        [(again,)] = b.execute(upsert).fetchall()
+    assert str(again) != ident
+    hs.settle()
+    assert [str(o["id"]) for o in hs.sandbox.objects()] == [str(again)]
+    assert hs.local("SELECT id, company FROM hubspot.contact") == [(str(again), "b")]
 
 
 def test_a_token_leaked_through_the_clients_own_expressions_is_worthless(hs: Harness) -> None:

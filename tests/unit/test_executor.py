@@ -111,7 +111,8 @@ class FakeConnector:
 
     async def _answer(self, op: str, payload: Any, hooks: Any) -> None:
         self.calls.append((op, payload))
-        hooks.entry_ids.append(hooks.xid * 10 + len(hooks.entry_ids) + 1)  # journaled
+        if hooks is not None:  # journaled call by call (not an announced archive)
+            hooks.entry_ids.append(hooks.xid * 10 + len(hooks.entry_ids) + 1)
         if self._error is not None:
             raise self._error
 
@@ -141,6 +142,21 @@ class FakeJournal:
         self.statements: list[FakeStatement] = []
         self.failed_ids: list[int] = []
         self.ended_calls: list[tuple[int | None, list[int]]] = []
+        self.announced: list[tuple[int, str, list[str]]] = []
+        self.sent: list[tuple[int, ApiError | None]] = []
+        self.not_sent: list[int] = []
+
+    async def announce_archive(
+        self, *, xid: int, connector: str, object_type: str, ids: Sequence[str]
+    ) -> int:
+        self.announced.append((xid, object_type, list(ids)))
+        return 9000 + len(self.announced)
+
+    async def archive_sent(self, entry_id: int, error: ApiError | None) -> None:
+        self.sent.append((entry_id, error))
+
+    async def archive_not_sent(self, entry_ids: Sequence[int]) -> None:
+        self.not_sent += entry_ids
 
     def ended(self, xid: int | None, entry_ids: Sequence[int]) -> None:
         self.ended_calls.append((xid, list(entry_ids)))
@@ -295,8 +311,21 @@ async def test_a_serializable_delete_is_archived_once_its_commit_succeeded() -> 
     )
     assert isinstance(outcome, Success)
     assert channel.sql[-1] == "COMMIT" and connector.calls == [("archive", ["501"])]
-    assert journal.ended_calls == [(4242, [42421])]  # resolved as the committed xid's
-    assert ledger.after_commit is None
+    # Journaled before the COMMIT, its outcome after the archive, resolved as the
+    # committed xid's.
+    assert journal.announced == [(4242, "contacts", ["501"])]
+    assert journal.sent == [(9001, None)] and journal.ended_calls == [(4242, [9001])]
+    assert ledger.after_commit is None and journal.not_sent == []
+
+
+async def test_a_serializable_archive_the_vendor_refuses_after_commit_stays_open() -> None:
+    down = ApiError(ErrorKind.UNAVAILABLE, "down", retry_safe=True)
+    connector, journal = FakeConnector(down), FakeJournal()
+    outcome, _ = await run(
+        DELETE, False, images=[OLD], connector=connector, journal=journal, isolation=b"serializable"
+    )
+    assert isinstance(outcome, Success)  # the DELETE committed: the journal archives it
+    assert journal.sent == [(9001, down)] and journal.ended_calls == [(4242, [9001])]
 
 
 async def test_failed_deferred_archive_fails_like_the_commit() -> None:
