@@ -10,7 +10,11 @@ import logging
 from datetime import UTC, datetime
 
 #: LogRecord attributes that are not context a caller added with ``extra=``.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "context",  # the text format's suffix of the session fields, which are fields here
+}
 
 
 class JsonFormatter(logging.Formatter):

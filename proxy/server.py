@@ -30,6 +30,7 @@ from proxy.embedded import LocalPostgres
 from proxy.guard import GuardSetupError, install_guard
 from proxy.guard_key import GuardKey
 from proxy.journal import JournalSetupError, ensure_schema
+from proxy.logcontext import ContextFilter
 from proxy.logformat import JsonFormatter
 from proxy.supervisor_backoff import RestartBackoff, describe_exit
 from proxy.worker import bind_listener, run_worker
@@ -39,13 +40,19 @@ log = logging.getLogger(__name__)
 SUPERVISE_INTERVAL = 0.5
 
 
+#: The text format; ``context`` is the session's fields (``proxy.logcontext``).
+TEXT_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s%(context)s"
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
-    )
-    if log_format == "json":
-        for handler in logging.getLogger().handlers:
+    logging.basicConfig(level=level)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
+        if log_format == "json":
             handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(logging.Formatter(TEXT_FORMAT, defaults={"context": ""}))
     # httpx logs every request's URL at INFO, and vendor URLs carry row values (an
     # external id, a SOQL query): they are logged only at DEBUG.
     debug = logging.getLevelName(level) == logging.DEBUG

@@ -15,6 +15,7 @@ OUTCOME_UNKNOWN (the journal finds out what happened) and is never sent blindly 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +30,8 @@ from proxy.backend.params import dumps_exact, loads_exact
 from .base import ApiError, ErrorKind
 from .ratelimit import RollingWindowLimiter
 from .retry import Retryable, RetryPolicy, call_with_retries
+
+log = logging.getLogger(__name__)
 
 # Raised before any byte of the request left: always safe to send again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -228,8 +231,21 @@ class VendorHttp:
             metrics.vendor_request(self.vendor, method, status, time.monotonic() - started)
         cid = response.headers.get(self.request_id_header)
         body = json_body(response)
+        # The vendor's request id correlates with its logs and support; never the path
+        # or body here (they carry row values).
+        context = {"vendor": self.vendor, "vendor_request_id": cid, "http_status": status}
         if response.is_success:
+            log.debug("%s %s %s: %s", self.vendor, method, object_type, status, extra=context)
             return Reply(response.status_code, body, cid)
+        log.info(
+            "%s answered HTTP %s to %s %s (request %s)",
+            self.vendor,
+            status,
+            method,
+            object_type,
+            cid or "without id",
+            extra=context,
+        )
         error = self.parse_error(
             response.status_code, body, object_type=object_type, correlation_id=cid
         )

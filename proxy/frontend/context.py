@@ -4,6 +4,7 @@ session. Sessions receive this context; they never import the worker (no cycle).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import ssl
 from collections.abc import Callable, Coroutine
@@ -50,9 +51,12 @@ class WorkerContext:
     draining: bool = False
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """Run ``coro`` in the background, keeping a reference and logging failures."""
-        task = asyncio.get_running_loop().create_task(coro)
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], context: contextvars.Context | None = None
+    ) -> asyncio.Task[T]:
+        """Run ``coro`` in the background (in ``context``: a session's, so its log lines
+        name the session), keeping a reference and logging failures."""
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._reap)
         return task

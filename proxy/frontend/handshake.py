@@ -13,6 +13,7 @@ connection, which the client never sees.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import ssl
 from typing import Protocol
@@ -20,6 +21,7 @@ from typing import Protocol
 from proxy.backend.upstream import UpstreamListener, UpstreamProtocol, connect_upstream
 from proxy.frontend.context import WorkerContext
 from proxy.frontend.phase import Phase
+from proxy.logcontext import set_backend_pid
 from proxy.wire.codes import Backend
 from proxy.wire.framing import (
     FRONTEND_AUTH_TYPES,
@@ -73,6 +75,9 @@ class HandshakeHost(UpstreamListener, Protocol):
 
     def hold_reading(self) -> None: ...
 
+    #: The session's logging context (``proxy.logcontext``): its tasks run in it.
+    log_context: contextvars.Context
+
     async def start_tls(self, context: ssl.SSLContext) -> bool: ...
 
 
@@ -124,7 +129,9 @@ class Handshake:
 
     def _timed_out(self) -> None:
         if self._host.phase not in (Phase.RELAYING, Phase.INTERCEPTING, Phase.CLOSED):
-            log.info("closing a client that did not finish authentication in time")
+            self._host.log_context.run(
+                log.info, "closing a client that did not finish authentication in time"
+            )
             self._host.fail(
                 PgError(
                     "08006", "canceling authentication due to timeout", severity="FATAL"
@@ -142,7 +149,9 @@ class Handshake:
                 # As PostgreSQL (a COMMERROR): logged, and the connection closed without
                 # an answer — a client that hangs up early (a Terminate before its
                 # startup packet) or a port scanner hears nothing.
-                log.info("invalid length of startup packet (%d); closing", length)
+                host.log_context.run(
+                    log.info, "invalid length of startup packet (%d); closing", length
+                )
                 host.close()
                 return
             if len(buf) < length:
@@ -210,7 +219,9 @@ class Handshake:
         parameters = startup.parameters
         self.database = parameters.get("database") or parameters["user"]
         self._host.set_phase(Phase.CONNECTING)
-        self._connect_task = self._ctx.spawn(self._connect(startup.raw))
+        self._connect_task = self._ctx.spawn(
+            self._connect(startup.raw), context=self._host.log_context
+        )
 
     async def _connect(self, startup_packet: bytes) -> None:
         host = self._host
@@ -267,6 +278,7 @@ class Handshake:
         if kind == Backend.BACKEND_KEY_DATA:
             # Passed through unchanged: the client's backend pid is the server's.
             self.upstream_key = self.key = BackendKey.decode(body)
+            set_backend_pid(host.log_context, self.key.pid)
             self._ctx.cancels.register(host, self.key)
             host.write(message(bytes((kind,)), body))
             return

@@ -22,6 +22,7 @@ from proxy.frontend.handshake import Handshake
 from proxy.frontend.phase import READY_PHASES, Phase, check_move
 from proxy.frontend.relay import ClientRelay
 from proxy.frontend.state import Conversation, SyncedState
+from proxy.logcontext import for_session, new_session_id
 from proxy.wire.codes import Backend, Frontend
 from proxy.wire.encodings import codec_for
 from proxy.wire.framing import message
@@ -52,6 +53,9 @@ class ClientSession(asyncio.Protocol):
         self._idle_waiter: asyncio.Future[None] | None = None
         self._reading = True  # see _set_reading
         self._counted = False  # in the client-connections gauge
+        #: Its tasks run in this context, so their log lines name the session.
+        self.session_id = new_session_id()
+        self.log_context = for_session(self.session_id)
 
     # -- phase ----------------------------------------------------------------
 
@@ -72,8 +76,10 @@ class ClientSession(asyncio.Protocol):
         self._counted = not over_limit
         metrics.client_connected(1, refused=over_limit)
         if over_limit:
-            log.warning(
-                "refusing a client: %d connections open (max_client_conn)", len(self._ctx.sessions)
+            self.log_context.run(
+                log.warning,
+                "refusing a client: %d connections open (max_client_conn)",
+                len(self._ctx.sessions),
             )
         self._ctx.sessions.add(self)
         self._handshake = Handshake(self, self._ctx, over_limit=over_limit)
@@ -120,7 +126,7 @@ class ClientSession(asyncio.Protocol):
             return
         if self.conv.pending_syncs and self._upstream_key_known:
             # Free the upstream backend now instead of when its query finishes.
-            self._ctx.spawn(self.cancel_upstream())
+            self._ctx.spawn(self.cancel_upstream(), context=self.log_context)
         elif self._handshake is not None and self._handshake.auth_ok and upstream.at_boundary:
             # Before AuthenticationOk the server reads only a password: just close.
             upstream.transport.write(_TERMINATE)
@@ -252,7 +258,7 @@ class ClientSession(asyncio.Protocol):
 
     def _start_intercept(self) -> None:
         self.set_phase(Phase.INTERCEPTING)
-        self._ctx.spawn(self._intercept())
+        self._ctx.spawn(self._intercept(), context=self.log_context)
 
     async def _intercept(self) -> None:
         assert self._driver is not None and self._relay is not None
@@ -342,7 +348,7 @@ class ClientSession(asyncio.Protocol):
         try:
             secure = await loop.start_tls(transport, self, context, server_side=True)
         except (OSError, ssl.SSLError, ConnectionError) as exc:
-            log.info("client TLS handshake failed: %s", exc)
+            self.log_context.run(log.info, "client TLS handshake failed: %s", exc)
             self.close()
             return False
         if secure is None:

@@ -36,6 +36,7 @@ from proxy.backend.params import (
 from proxy.connectors.base import ApiError, Connector
 from proxy.guard import CLEAR_TOKEN_SQL, SET_TOKEN_SQL
 from proxy.guard_key import GuardKey
+from proxy.logcontext import set_xid
 from proxy.wire.messages.ready_for_query import IN_TRANSACTION
 from proxy.writes.archives import DeferredArchives
 from proxy.writes.checks import (
@@ -159,6 +160,7 @@ class WriteExecutor:
             if not in_block:
                 _checked(next(results))
             xid, timeout_s = self._current_xid(ledger, _checked(next(results)))
+            set_xid(xid)  # on this statement's log lines
             _checked(next(results))
             old: list[Image] = []
             if plan.select_old is not None:
@@ -253,6 +255,8 @@ class WriteExecutor:
             if hooks is not None:
                 await self._journal.failed(hooks)
             raise
+        finally:
+            set_xid(None)
 
     async def _check_not_archiving(self, xid: int, table: SyncedTable, ids: Sequence[str]) -> None:
         """An upsert adopted objects the vendor already had: fail if another

@@ -94,6 +94,7 @@ def test_json_logs_carry_context_and_no_row_values(
             psycopg.connect(proxy.url(db="synced"), autocommit=True) as conn,
             contextlib.suppress(psycopg.Error),
         ):
+            backend_pid = conn.info.backend_pid
             conn.execute("INSERT INTO hubspot.contact (email) VALUES ('private@example.com')")
         deadline = time.monotonic() + 15
         while "looked up" not in proxy.log():
@@ -105,5 +106,12 @@ def test_json_logs_carry_context_and_no_row_values(
     [lookup] = [x for x in lines if "looked up" in x["message"]]
     assert lookup["operation"] == "create" and lookup["object_type"] == "contacts"
     assert isinstance(lookup["entry"], int) and isinstance(lookup["xid"], int)
+    # The vendor's refusal names the session (and the server pid PostgreSQL's own log
+    # shows for it), the statement's transaction and the vendor's request id.
+    refused = [x for x in lines if "answered HTTP 500" in x["message"]]
+    assert refused, log
+    assert {x["backend_pid"] for x in refused} == {backend_pid}
+    assert len({x["session"] for x in refused}) == 1 and all(x["xid"] for x in refused)
+    assert all(x["vendor"] == "HubSpot" and x["vendor_request_id"] for x in refused)
     assert "private@example.com" not in log
     assert_no_drift(synced_url, sandbox)
