@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 
 from proxy.config import Settings
@@ -20,6 +21,7 @@ from proxy.connectors import connector_from, connector_settings
 from proxy.connectors.base import Connector
 from proxy.guard import GuardKeeper, install_guard
 from proxy.journal import Journal, RecoveryLoop, Resolver
+from proxy.journal.budget import PostgresBudget
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.journaling import LiveJournal, Spawn
 from proxy.writes.router import WriteRouter
@@ -36,11 +38,23 @@ def build_connectors(tables: SyncedTables, workers: int = 1) -> dict[str, Connec
     connectors: dict[str, Connector] = {}
     for name, conf in tables.connectors.items():
         settings = connector_settings(name, conf.kind, conf.connector_options(), os.environ)
-        share = settings.rate_limit_share / workers
-        connectors[name] = connector_from(
-            settings.model_copy(update={"rate_limit_share": share}), conf.kind
-        )
+        if not settings.rate_limit_shared:  # a shared budget is the account's whole
+            share = settings.rate_limit_share / workers
+            settings = settings.model_copy(update={"rate_limit_share": share})
+        connectors[name] = connector_from(settings, conf.kind)
     return connectors
+
+
+def share_budgets(
+    tables: SyncedTables, connectors: Mapping[str, Connector], budget: PostgresBudget
+) -> None:
+    """Connectors with ``rate_limit_shared`` pace against the journal database's window
+    for their account, shared with every worker and replica naming the same account."""
+    for name, conf in tables.connectors.items():
+        options = conf.connector_options()
+        if options.get("rate_limit_shared") is True:
+            account = options.get("rate_limit_account") or name
+            connectors[name].use_rate_budget(budget, str(account))
 
 
 def _synced_map(tables: SyncedTables) -> dict[tuple[str, str], tuple[str, str]]:
@@ -65,6 +79,7 @@ class WritePath:
             connect_timeout=settings.connect_timeout,
         )
         self._settings = settings
+        share_budgets(tables, self._connectors, PostgresBudget(self.journal))
         self.resolver = Resolver(self.journal, self._connectors, synced=_synced_map(tables))
         self.router = WriteRouter(
             tables,

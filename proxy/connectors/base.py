@@ -23,9 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .mapping import ObjectMapping, TableShape
+
+if TYPE_CHECKING:
+    from .ratelimit import RateBudget
 
 
 class ErrorKind(StrEnum):
@@ -287,6 +290,10 @@ class Connector(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+    def use_rate_budget(self, budget: RateBudget, account: str) -> None:
+        """Pace this connector's calls against a budget shared across processes."""
+        ...
 
 
 __all__ = [

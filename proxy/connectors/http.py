@@ -28,7 +28,7 @@ from proxy import metrics
 from proxy.backend.params import dumps_exact, loads_exact
 
 from .base import ApiError, ErrorKind
-from .ratelimit import RollingWindowLimiter
+from .ratelimit import RateBudget, RollingWindowLimiter, SharedWindowLimiter
 from .retry import Retryable, RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ class HttpSettings(BaseModel):
     # The fraction of that budget this proxy may spend: 1/N for each of N replicas
     # sharing one account (the proxy further divides its share among its workers).
     rate_limit_share: float = Field(default=1.0, gt=0, le=1)
+    # One budget for every worker and replica: the window is kept in the journal's
+    # database under ``rate_limit_account`` (default: the connector's name), so all
+    # proxies that name the same account there share it.
+    rate_limit_shared: bool = False
+    rate_limit_account: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,8 @@ class VendorHttp:
             timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
             transport=transport,
         )
-        self._limiter = RollingWindowLimiter(
+        self._http_settings = settings
+        self._limiter: RollingWindowLimiter | SharedWindowLimiter = RollingWindowLimiter(
             settings.rate_limit_requests, settings.rate_limit_interval_s, settings.rate_limit_share
         )
         self._policy = RetryPolicy(
@@ -105,6 +111,17 @@ class VendorHttp:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def use_rate_budget(self, budget: RateBudget, account: str) -> None:
+        """Pace against a budget shared with other processes (``rate_limit_shared``)
+        instead of this process's own window."""
+        settings = self._http_settings
+        self._limiter = SharedWindowLimiter(
+            budget,
+            account,
+            max(1, int(settings.rate_limit_requests * settings.rate_limit_share)),
+            settings.rate_limit_interval_s,
+        )
 
     # -- what a vendor client overrides ------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from .base import ApiError, CallHooks, ErrorKind, NoHooks, Row
 from .batches import BatchDriver
 from .http import VendorHttp
+from .ratelimit import RateBudget
 
 #: A row's properties for the wire; ``clearing`` (updates) sends None as "unset".
 Encode = Callable[[Row, bool], Mapping[str, object]]
@@ -60,6 +61,9 @@ class ConnectorBase:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def use_rate_budget(self, budget: RateBudget, account: str) -> None:
+        self._client.use_rate_budget(budget, account)
 
     async def archive(
         self, object_type: str, ids: Sequence[str], *, hooks: CallHooks | None = None

@@ -10,10 +10,16 @@ the answer, so our window always covers the vendor's, whatever the network jitte
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Protocol
+
+from .base import ApiError, ErrorKind
+
+log = logging.getLogger(__name__)
 
 
 class RollingWindowLimiter:
@@ -67,3 +73,63 @@ class RollingWindowLimiter:
         self._expire(now)
         surplus = (self._max - len(self._answered) - self._in_flight) - remaining
         self._answered.extend([now] * max(0, surplus))
+
+
+class RateBudget(Protocol):
+    """A rolling window kept outside the process (``proxy.journal.budget``: a table in
+    PostgreSQL), so every worker and replica of the proxy spends from one budget."""
+
+    async def take(
+        self, account: str, max_requests: int, interval_s: float
+    ) -> tuple[int | None, float]:
+        """(a slot id, 0) if the window has room, else (None, seconds until it may)."""
+        ...
+
+    async def answered(self, slot: int) -> None:
+        """The request in ``slot`` was answered: its window starts now."""
+        ...
+
+
+class SharedWindowLimiter:
+    """``RollingWindowLimiter``'s rule over a ``RateBudget``: at most ``max_requests``
+    in any ``interval_s`` for ``account``, counted across every process that shares
+    the budget, each request from its send until one window after its answer."""
+
+    #: Bounds on a wait between two tries (another process may free a slot sooner).
+    MIN_WAIT_S = 0.01
+
+    def __init__(
+        self, budget: RateBudget, account: str, max_requests: int, interval_s: float
+    ) -> None:
+        self._budget = budget
+        self._account = account
+        self._max = max_requests
+        self._interval_s = interval_s
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        while True:
+            try:
+                taken, wait_s = await self._budget.take(self._account, self._max, self._interval_s)
+            except Exception as exc:  # nothing was sent
+                raise ApiError(
+                    ErrorKind.UNAVAILABLE,
+                    f"the shared vendor rate budget is unreachable ({type(exc).__name__}); "
+                    "the request was not sent",
+                    retry_safe=True,
+                ) from exc
+            if taken is not None:
+                break
+            await asyncio.sleep(min(max(wait_s, self.MIN_WAIT_S), self._interval_s))
+        try:
+            yield
+        finally:
+            try:
+                await self._budget.answered(taken)
+            except Exception as exc:  # the slot keeps its send time: a little less margin
+                log.warning("cannot record a vendor answer in the shared rate budget: %s", exc)
+
+    def observe(self, limit: int | None, remaining: int | None, interval_s: float | None) -> None:
+        """Adopt the vendor's window from its headers (the budget is the account's)."""
+        if limit and interval_s:
+            self._max, self._interval_s = limit, interval_s

@@ -17,7 +17,7 @@ import asyncpg
 from .model import OPEN_STATES, EntryState
 
 DEFAULT_SCHEMA = "writeproxy"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: pg_advisory_xact_lock key serialising journal DDL across proxies (any constant).
 _DDL_LOCK = 0x77_72_69_74_65_70_72
@@ -83,6 +83,54 @@ def migrations(schema: str) -> dict[int, list[str]]:
             COMMENT ON TABLE {s}.journal IS
                 'writeproxy: vendor API calls made inside client transactions, '
                 'resolved by pg_xact_status(xid); see writeproxy journal list'
+            """,
+        ],
+        # The shared vendor rate budget (rate_limit_shared): one rolling window per
+        # vendor account for every worker and replica of the proxy.
+        2: [
+            f"""
+            CREATE TABLE IF NOT EXISTS {s}.vendor_requests (
+                id bigserial PRIMARY KEY,
+                account text NOT NULL,
+                at timestamptz NOT NULL
+            )
+            """,
+            f"CREATE INDEX IF NOT EXISTS vendor_requests_window ON {s}.vendor_requests "
+            "(account, at)",
+            f"""
+            CREATE OR REPLACE FUNCTION {s}.take_vendor_slot(
+                p_account text, p_max integer, p_interval_s float8, OUT slot bigint,
+                OUT wait_s float8)
+            LANGUAGE plpgsql AS $fn$
+            DECLARE
+                now_at timestamptz := clock_timestamp();
+                used integer;
+                oldest timestamptz;
+            BEGIN
+                -- One taker per account at a time (held until the caller's statement's
+                -- transaction ends: the slot is counted before anyone else looks).
+                PERFORM pg_advisory_xact_lock(hashtextextended('writeproxy rate ' || p_account, 0));
+                DELETE FROM {s}.vendor_requests r
+                WHERE r.account = p_account
+                  AND r.at <= now_at - make_interval(secs => p_interval_s);
+                SELECT count(*), min(r.at) INTO used, oldest
+                FROM {s}.vendor_requests r WHERE r.account = p_account;
+                IF used < p_max THEN
+                    -- Until its answer, a request's slot lies one window ahead (so it
+                    -- does not expire while in flight, nor stay for ever if its process
+                    -- dies); the answer moves it to the answer's time.
+                    INSERT INTO {s}.vendor_requests (account, at)
+                    VALUES (p_account, now_at + make_interval(secs => p_interval_s))
+                    RETURNING id INTO slot;
+                    wait_s := 0;
+                ELSE
+                    slot := NULL;
+                    wait_s := GREATEST(
+                        extract(epoch FROM oldest + make_interval(secs => p_interval_s)
+                                - now_at)::float8, 0);
+                END IF;
+            END
+            $fn$
             """,
         ],
     }

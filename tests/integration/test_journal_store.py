@@ -27,8 +27,9 @@ from proxy.journal import (
     Outcome,
     Resolver,
 )
+from proxy.journal.budget import PostgresBudget
 from proxy.journal.model import UNKNOWN, EntryState, Result, Verdict
-from proxy.journal.schema import SCHEMA_VERSION
+from proxy.journal.schema import SCHEMA_VERSION, migrations
 from tests.support import Sandbox
 
 S = EntryState
@@ -84,6 +85,35 @@ async def test_ensure_schema_is_idempotent_and_versioned(journal: Journal) -> No
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'writeproxy' ORDER BY 1"
     )
     assert "journal_open" in [r[0] for r in indexes]
+
+
+async def test_a_version_1_journal_is_migrated_and_keeps_its_entries(db_url: str) -> None:
+    """Version 2 added the shared vendor rate budget; a journal a version-1 proxy
+    made is migrated in place at startup."""
+    async with Journal(db_url, schema="wp_v1") as j:
+        async with j.pool.acquire() as conn:
+            await conn.execute("DROP SCHEMA IF EXISTS wp_v1 CASCADE")
+            await conn.execute("CREATE SCHEMA wp_v1")
+            await conn.execute(
+                "CREATE TABLE wp_v1.meta (key text PRIMARY KEY, value text NOT NULL)"
+            )
+            for statement in migrations("wp_v1")[1]:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO wp_v1.meta VALUES ('schema_version', '1')")
+        kept = await j.record_intent(call(), xid=1, connector="hubspot")
+        assert await j.ensure_schema() == SCHEMA_VERSION == 2
+        assert (await j.get(kept)) is not None
+        budget = PostgresBudget(j)
+        first, _ = await budget.take("acct", 1, 60.0)
+        assert first is not None
+        none, wait_s = await budget.take("acct", 1, 60.0)
+        assert none is None and 59.0 < wait_s <= 120.0  # in flight: one window ahead
+        await budget.answered(first)
+        none, wait_s = await budget.take("acct", 1, 60.0)
+        assert none is None and 59.0 < wait_s <= 60.0  # a window from the answer
+        other, _ = await budget.take("another account", 1, 60.0)
+        assert other is not None
+        await j.pool.execute("DROP SCHEMA wp_v1 CASCADE")
 
 
 async def test_concurrent_first_setups_do_not_collide(db_url: str) -> None:

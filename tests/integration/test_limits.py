@@ -134,6 +134,26 @@ def test_a_malformed_parse_gets_postgresqls_answer(hs: Harness, body: bytes) -> 
     assert hs.proxy.log().count("Traceback") == before
 
 
+def _burst(urls: list[str], per_url: int) -> None:
+    """``per_url`` concurrent synced INSERTs through each of ``urls``."""
+    conns = [psycopg.connect(url, autocommit=True) for url in urls for _ in range(per_url)]
+    try:
+        threads = [
+            threading.Thread(
+                target=conn.execute,
+                args=("INSERT INTO hubspot.contact (email) VALUES (%s)", (f"r{i}@x.io",)),
+            )
+            for i, conn in enumerate(conns)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def test_workers_share_one_vendor_budget(synced_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
     """Two workers, one HubSpot account allowing 4 requests per 2 s: together they stay
     within it (each used to pace itself to the whole budget: 429s)."""
@@ -146,23 +166,44 @@ def test_workers_share_one_vendor_budget(synced_url: str, sandbox: Sandbox, tmp_
         tmp_path, sandbox, "read_timeout_s = 5\nrate_limit_requests = 4\nrate_limit_interval_s = 2"
     )
     with run_proxy(tmp_path, "--upstream", synced_url, "--workers", "2", env=env) as proxy:
-        conns = [psycopg.connect(proxy.url(db="synced"), autocommit=True) for _ in range(8)]
-        try:
-            threads = [
-                threading.Thread(
-                    target=conn.execute,
-                    args=("INSERT INTO hubspot.contact (email) VALUES (%s)", (f"r{i}@x.io",)),
-                )
-                for i, conn in enumerate(conns)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(60)
-        finally:
-            for conn in conns:
-                conn.close()
+        _burst([proxy.url(db="synced")], 8)
     statuses = [r["status"] for r in sandbox.vendor_requests()]
     assert statuses.count(201) == 8 and 429 not in statuses, statuses
+    sandbox.configure(rate_limit=None)
+    assert_no_drift(synced_url, sandbox)
+
+
+def test_replicas_share_one_vendor_budget_through_postgresql(
+    synced_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Two replicas of two workers each, one HubSpot account allowing 4 requests per
+    2 s, ``rate_limit_shared``: the four processes take their slots from one window in
+    the journal's database, so the account sees no 429 (without it each replica
+    spends the whole budget: twice the limit)."""
+    from tests.conftest import synced_config
+    from tests.synced import assert_no_drift, clean
+
+    clean(synced_url, sandbox)
+    sandbox.configure(rate_limit={"max_requests": 4, "window_s": 2})
+    tuning = (
+        "read_timeout_s = 5\nrate_limit_requests = 4\nrate_limit_interval_s = 2\n"
+        "rate_limit_shared = true\nrate_limit_account = \"portal-1\""
+    )
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    env_a, env_b = synced_config(first, sandbox, tuning), synced_config(second, sandbox, tuning)
+    with (
+        run_proxy(first, "--upstream", synced_url, "--workers", "2", env=env_a) as a,
+        run_proxy(second, "--upstream", synced_url, "--workers", "2", env=env_b) as b,
+    ):
+        _burst([a.url(db="synced"), b.url(db="synced")], 5)
+        with psycopg.connect(synced_url) as conn:
+            slots = conn.execute(
+                "SELECT count(*) FROM writeproxy.vendor_requests WHERE account = 'portal-1'"
+            ).fetchone()
+    statuses = [r["status"] for r in sandbox.vendor_requests()]
+    assert statuses.count(201) == 10 and 429 not in statuses, statuses
+    assert slots is not None and 1 <= slots[0] <= 4  # the window, pruned as it expires
     sandbox.configure(rate_limit=None)
     assert_no_drift(synced_url, sandbox)

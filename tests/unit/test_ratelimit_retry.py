@@ -15,7 +15,7 @@ from tenacity import AsyncRetrying
 
 from proxy.connectors import retry
 from proxy.connectors.base import ApiError, ErrorKind
-from proxy.connectors.ratelimit import RollingWindowLimiter
+from proxy.connectors.ratelimit import RollingWindowLimiter, SharedWindowLimiter
 from proxy.connectors.retry import Retryable, RetryPolicy, call_with_retries
 
 WINDOW = 0.15
@@ -221,3 +221,47 @@ def test_a_share_of_the_budget() -> None:
     limiter.observe(190, None, 10.0)
     assert limiter._max == 95
     assert RollingWindowLimiter(1, 10.0, share=0.25)._max == 1  # never nothing
+
+
+class FakeBudget:
+    """A shared window as PostgreSQL keeps it (``take_vendor_slot``), in memory."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.slots: dict[int, float] = {}  # slot -> when its window starts
+        self.fail = fail
+        self.taken = 0
+
+    async def take(
+        self, account: str, max_requests: int, interval_s: float
+    ) -> tuple[int | None, float]:
+        if self.fail:
+            raise ConnectionError("journal database down")
+        now = time.monotonic()
+        self.slots = {k: v for k, v in self.slots.items() if v > now - interval_s}
+        if len(self.slots) < max_requests:
+            self.taken += 1
+            self.slots[self.taken] = now + interval_s  # in flight
+            return self.taken, 0.0
+        return None, min(self.slots.values()) + interval_s - now
+
+    async def answered(self, slot: int) -> None:
+        self.slots[slot] = time.monotonic()
+
+
+async def test_a_shared_window_waits_for_room_then_counts_from_the_answer() -> None:
+    budget = FakeBudget()
+    limiter = SharedWindowLimiter(budget, "portal", 2, 0.2)
+    started = time.monotonic()
+    for _ in range(3):
+        async with limiter.slot():
+            pass
+    assert time.monotonic() - started >= 0.19  # the third waited a window
+    assert budget.taken == 3
+
+
+async def test_an_unreachable_shared_budget_sends_nothing_and_is_retry_safe() -> None:
+    limiter = SharedWindowLimiter(FakeBudget(fail=True), "portal", 2, 1.0)
+    with pytest.raises(ApiError) as refused:
+        async with limiter.slot():
+            raise AssertionError("sent")
+    assert refused.value.kind is ErrorKind.UNAVAILABLE and refused.value.retry_safe
