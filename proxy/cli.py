@@ -57,7 +57,13 @@ def serve(**flags: Any) -> None:
     """Relay client sessions to the upstream PostgreSQL."""
     from proxy.server import serve as run
 
-    run(load_settings(**flags))
+    settings = load_settings(**flags)
+    # Kept for the workers' SIGHUP reload, which reads the settings again: flags rank
+    # above the file, as these variables do.
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[f"WRITEPROXY_{name.upper()}"] = str(value)
+    run(settings)
 
 
 @main.command()

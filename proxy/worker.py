@@ -16,6 +16,7 @@ from proxy.cancel import CancelRegistry
 from proxy.config import Settings
 from proxy.frontend.context import WorkerContext
 from proxy.frontend.session import ClientSession
+from proxy.reload import apply_log_level, read_again
 from proxy.writepath import WritePath
 from proxy.writes.tables import SyncedTables
 
@@ -82,14 +83,19 @@ async def run_worker(
 
         def reload() -> None:
             reload_asked.clear()
-            ctx.spawn(reload_catalog(write_path, reloading))
+            ctx.spawn(reload_configuration(ctx, write_path, reloading))
 
         loop.add_signal_handler(signal.SIGHUP, reload)
         if settings.workers > 1:
-            # Every worker must read it again: the supervisor forwards SIGHUP to all.
+            # Every worker must read it again: the supervisor forwards SIGHUP to all
+            # (which also reads the configuration file again, as SIGHUP does).
             ctx.catalog_changed = lambda: os.kill(os.getppid(), signal.SIGHUP)
         else:
-            ctx.catalog_changed = reload
+
+            def catalog_changed() -> None:
+                ctx.spawn(reload_catalog(write_path, reloading))
+
+            ctx.catalog_changed = catalog_changed
         if reload_asked.is_set():
             reload()
         log.info("worker %d ready", worker_index)
@@ -109,23 +115,57 @@ async def run_worker(
             await write_path.stop()
 
 
-async def reload_catalog(write_path: WritePath | None, lock: asyncio.Lock) -> None:
-    """SIGHUP: read the catalog again (new synced tables, views, rules), keeping every
-    session; on failure the previous catalog stays and the reason is logged."""
-    if write_path is None:
-        log.info("SIGHUP: no synced tables at startup; a restart is needed to sync new ones")
-        return
+async def reload_configuration(
+    ctx: WorkerContext, write_path: WritePath | None, lock: asyncio.Lock
+) -> None:
+    """SIGHUP: read the configuration file again (``proxy.reload``) and the catalog,
+    keeping every session. The write path takes the new synced tables and connectors
+    first: if that fails, nothing of the new configuration is applied."""
     async with lock:
-        try:
-            tables = await write_path.reload()
-        except Exception as exc:
-            log.error("SIGHUP: reading the catalog again failed, the previous one stays: %s", exc)
+        reloaded = read_again(ctx.settings)
+        if reloaded is None:
+            await _reload_catalog(write_path, None)
             return
+        if write_path is None:
+            if {"connectors", "synced_tables"} & reloaded.changed:
+                log.warning("SIGHUP: no synced tables at startup; restart to sync new ones")
+        elif not await _reload_catalog(write_path, reloaded.settings):
+            return
+        settings = reloaded.settings
+        ctx.settings = settings
+        ctx.tls = reloaded.tls
+        ctx.tls_required = settings.effective_tls_mode == "require"
+        ctx.max_sessions = -(-settings.max_client_conn // settings.workers)
+        apply_log_level(settings.log_level)
+        log.info(
+            "SIGHUP: configuration read again (changed: %s)%s",
+            ", ".join(sorted(reloaded.changed)) or "nothing",
+            "; TLS certificate loaded again" if reloaded.tls is not None else "",
+        )
+
+
+async def reload_catalog(write_path: WritePath | None, lock: asyncio.Lock) -> None:
+    """DDL through the proxy: read the catalog again (new synced tables, views,
+    rules) with the running configuration."""
+    async with lock:
+        await _reload_catalog(write_path, None)
+
+
+async def _reload_catalog(write_path: WritePath | None, settings: Settings | None) -> bool:
+    """On failure the previous catalog stays and the reason is logged (False)."""
+    if write_path is None:
+        return True
+    try:
+        tables = await write_path.reload(settings)
+    except Exception as exc:
+        log.error("reading the catalog again failed, the previous one stays: %s", exc)
+        return False
     log.info(
-        "SIGHUP: catalog read again: %d synced tables, %d dependent relations",
+        "catalog read again: %d synced tables, %d dependent relations",
         len(tables.tables),
         len(tables.dependents),
     )
+    return True
 
 
 async def drain(ctx: WorkerContext, timeout: float) -> None:

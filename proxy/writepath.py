@@ -11,6 +11,7 @@ their background resolutions, see ``proxy.worker``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from proxy.journal.budget import PostgresBudget
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.journaling import LiveJournal, Spawn
 from proxy.writes.router import WriteRouter
+from proxy.writes.settings import ConnectorSettings
 from proxy.writes.tables import SyncedTables, load_synced_tables, quote_ident
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,15 @@ def share_budgets(
             connectors[name].use_rate_budget(budget, str(account))
 
 
+def _longest_call_s(conf: ConnectorSettings) -> float:
+    """How long one vendor call may take, retries included (from the connector's
+    options; HTTP defaults when unset)."""
+    options = conf.connector_options()
+    attempts = float(options.get("max_attempts", 5))
+    per_try = float(options.get("read_timeout_s", 30.0)) + float(options.get("backoff_cap_s", 30.0))
+    return attempts * per_try
+
+
 def _synced_map(tables: SyncedTables) -> dict[tuple[str, str], tuple[str, str]]:
     """(connector, object type) -> (synced table, id column), for the resolver."""
     return {
@@ -79,6 +90,9 @@ class WritePath:
             connect_timeout=settings.connect_timeout,
         )
         self._settings = settings
+        self._spawn = spawn
+        #: Connectors replaced by a reload, closed once their calls are over.
+        self._retired: list[Connector] = []
         share_budgets(tables, self._connectors, PostgresBudget(self.journal))
         self.resolver = Resolver(self.journal, self._connectors, synced=_synced_map(tables))
         self.router = WriteRouter(
@@ -112,12 +126,13 @@ class WritePath:
         if report.outcomes:
             log.info("journal recovery at startup: %s", report)
 
-    async def reload(self) -> SyncedTables:
-        """Read the catalog again (SIGHUP): synced tables, views and rules created since
-        startup, with the configuration the proxy started with. The guard is installed
-        on new tables first; then every part of the write path switches to the new map
-        at once, so a session's next statement sees it. On any error the old map stays."""
-        settings = self._settings
+    async def reload(self, settings: Settings | None = None) -> SyncedTables:
+        """Read the catalog again (SIGHUP, DDL): synced tables, views and rules created
+        since startup, with ``settings`` when the configuration was read again (new
+        synced tables, connectors). The guard is installed on new tables first; then
+        every part of the write path switches to the new map and connectors at once,
+        so a session's next statement sees them. On any error nothing changes."""
+        settings = settings or self._settings
         assert settings.upstream_url is not None
         tables = await load_synced_tables(
             settings.upstream_url, settings.connectors, settings.synced_tables
@@ -131,12 +146,37 @@ class WritePath:
                 lock_timeout_ms=3000,
             )
             tables.database = str(await conn.fetchval("SELECT pg_catalog.current_database()"))
+        if settings.connectors != self._settings.connectors:
+            self._replace_connectors(build_connectors(tables, settings.workers), tables)
+        self._settings = settings
         self._guard.replace_tables(list(tables.tables.values()))
         self.resolver.replace_synced(_synced_map(tables))
         self.router.replace_tables(tables)
         return tables
 
+    def _replace_connectors(self, fresh: dict[str, Connector], tables: SyncedTables) -> None:
+        """New connector settings: the executor, the deferred archives and the resolver
+        share one dict, switched at once. Calls in flight finish on the old connectors,
+        which are closed once they cannot be in use any more."""
+        share_budgets(tables, fresh, PostgresBudget(self.journal))
+        retired = list(self._connectors.values())
+        self._connectors.clear()
+        self._connectors.update(fresh)
+        self._retired.extend(retired)
+        grace = max((_longest_call_s(c) for c in self._settings.connectors.values()), default=60.0)
+        self._spawn(self._close_later(retired, grace))
+
+    async def _close_later(self, connectors: list[Connector], after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        for connector in connectors:
+            if connector in self._retired:
+                self._retired.remove(connector)
+                await connector.aclose()
+
     async def stop(self) -> None:
         await self._recovery.stop()
         await self.router.executor.aclose()
+        for connector in self._retired:
+            await connector.aclose()
+        self._retired.clear()
         await self.journal.close()

@@ -187,7 +187,7 @@ def test_replicas_share_one_vendor_budget_through_postgresql(
     sandbox.configure(rate_limit={"max_requests": 4, "window_s": 2})
     tuning = (
         "read_timeout_s = 5\nrate_limit_requests = 4\nrate_limit_interval_s = 2\n"
-        "rate_limit_shared = true\nrate_limit_account = \"portal-1\""
+        'rate_limit_shared = true\nrate_limit_account = "portal-1"'
     )
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir()

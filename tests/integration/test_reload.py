@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.conftest import synced_config
-from tests.support import ProxyProcess, Sandbox, run_proxy
+from tests.support import ProxyProcess, Sandbox, free_port, run_proxy
 from tests.synced import Harness, harness
 
 COMPANY = """
@@ -132,3 +132,51 @@ def test_ddl_through_the_proxy_reads_the_catalog_again(
         assert [c["id"] for c in hs.sandbox.objects("companies")] == [ident]
         hs.local("DELETE FROM hubspot.company RETURNING id")
         hs.sandbox.reset()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sighup_applies_a_changed_configuration_file(
+    hs: Harness, tmp_path: Path, workers: str
+) -> None:
+    """Connector settings, limits and the log level take effect on SIGHUP for the
+    sessions already open; what needs a restart is named in the log; an invalid file
+    changes nothing."""
+    env = synced_config(tmp_path, hs.sandbox)
+    config = Path(env["WRITEPROXY_CONFIG"])
+    original = config.read_text()
+
+    def reload(expected: str) -> None:
+        before = proxy.log().count(expected)
+        proxy.process.send_signal(signal.SIGHUP)
+        wait_for_log(proxy, expected, before + int(workers))
+
+    with run_proxy(tmp_path, "--upstream", hs.direct_url, "--workers", workers, env=env) as proxy:
+        wait_for_log(proxy, "ready", int(workers))
+        with psycopg.connect(proxy.url(db="synced"), autocommit=True) as kept:
+            # A new log level, and a journal setting (bound at startup; a --listen flag
+            # would likewise win over the file, as at startup).
+            config.write_text('log_level = "DEBUG"\njournal_lease_seconds = 7\n' + original)
+            reload("changed: log_level")
+            assert "journal_lease_seconds changed; restart writeproxy to apply" in proxy.log()
+            kept.execute("INSERT INTO hubspot.contact (email) VALUES ('debug@example.com')")
+            assert " DEBUG proxy.connectors.http: HubSpot POST contacts: 201" in proxy.log()
+            # HubSpot moved (here: to nowhere), one attempt only.
+            dead = f"http://127.0.0.1:{free_port()}"
+            moved = original.replace(hs.sandbox.base_url, dead).replace(
+                'kind = "hubspot"', 'kind = "hubspot"\nmax_attempts = 1'
+            )
+            config.write_text(moved)
+            reload("changed: connectors, log_level")
+            with pytest.raises(psycopg.errors.CannotConnectNow) as refused:
+                kept.execute("INSERT INTO hubspot.contact (email) VALUES ('moved@example.com')")
+            assert "unreachable" in str(refused.value)
+            # An invalid file changes nothing.
+            config.write_text("this is not [toml")
+            reload("the running one stays")
+            config.write_text(original)
+            reload("changed: connectors")
+            kept.execute("INSERT INTO hubspot.contact (email) VALUES ('back@example.com')")
+        local = hs.local("SELECT id, email FROM hubspot.contact ORDER BY email")
+        assert [email for _, email in local] == ["back@example.com", "debug@example.com"]
+        assert proxy.process.poll() is None
+    assert sorted(str(o["id"]) for o in hs.sandbox.objects()) == sorted(i for i, _ in local)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,3 +331,31 @@ def test_require_against_a_server_without_tls_fails_clearly(
         with pytest.raises(psycopg.OperationalError) as refused:
             psycopg.connect(proxy.url())
         assert "does not support TLS" in str(refused.value)
+
+
+def test_sighup_rotates_the_certificate(pg: LocalPostgres, certs: Certs, tmp_path: Path) -> None:
+    """A renewed certificate (same files, new contents) is shown to new sessions after
+    SIGHUP, without a restart; sessions already open keep theirs."""
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    for source, target in ((certs.cert, cert), (certs.key, key)):
+        target.write_bytes(source.read_bytes())
+        target.chmod(0o600)
+    env = {"WRITEPROXY_TLS_CERT_FILE": str(cert), "WRITEPROXY_TLS_KEY_FILE": str(key)}
+    with run_proxy(tmp_path, "--upstream", pg.url, env=env) as proxy:
+        kept = psycopg.connect(url(proxy, certs, "verify-full", sslrootcert=str(certs.ca)))
+        renewed = trustme.CA()
+        issued = renewed.issue_cert("localhost", "127.0.0.1")
+        issued.private_key_and_cert_chain_pem.write_to_path(cert)
+        issued.private_key_pem.write_to_path(key)
+        new_ca = tmp_path / "new-ca.pem"
+        renewed.cert_pem.write_to_path(new_ca)
+        proxy.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while "configuration read again" not in proxy.log():
+            assert time.monotonic() < deadline, proxy.log()
+            time.sleep(0.1)
+        assert ssl_in_use(url(proxy, certs, "verify-full", sslrootcert=str(new_ca)))
+        with pytest.raises(psycopg.OperationalError):
+            ssl_in_use(url(proxy, certs, "verify-full", sslrootcert=str(certs.ca)))
+        assert kept.execute("SELECT 1").fetchone() == (1,)
+        kept.close()
