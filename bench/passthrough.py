@@ -1,18 +1,20 @@
 """Pass-through benchmark: ``pgbench -S`` against PostgreSQL, PgBouncer and writeproxy.
 
-One run starts a throwaway PostgreSQL cluster, a PgBouncer in session mode and
-writeproxy with 1 and 2 workers, all on loopback, then for every (protocol mode,
+One run starts a throwaway PostgreSQL cluster, a PgBouncer in session mode, a bare
+uvloop byte forwarder (the ceiling of a Python relay) and writeproxy with 1 and 2
+workers, all on loopback, then for every (protocol mode,
 clients) cell runs the select-only pgbench workload against each target back to
 back (interleaved, so drift hits all targets alike), optionally for several rounds
-(the median is reported). It prints TPS per target with the proxy/direct and
-proxy/PgBouncer ratios, and at 1 client the p50/p99 latency per target (from
+(the median is reported). It prints TPS per target with the proxy/direct,
+proxy/PgBouncer and proxy/forwarder ratios, and at 1 client the p50/p99 latency per target (from
 pgbench's per-transaction logs) plus the latency each proxy adds over direct.
 
-    .venv/bin/python bench/passthrough.py                       # all four targets
+    .venv/bin/python bench/passthrough.py                       # all five targets
     .venv/bin/python bench/passthrough.py --duration 5 --rounds 3 --json out.json
     .venv/bin/python bench/passthrough.py --targets direct,pgbouncer --markdown
 
-Stdlib only, plus ``proxy.embedded.LocalPostgres`` for the cluster. As root the
+Stdlib only, plus ``proxy.embedded.LocalPostgres`` for the cluster (and uvloop
+for the forwarder). As root the
 script installs PgBouncer with apt-get when it is missing and runs it (and
 PostgreSQL) as an unprivileged user. Every process it starts is stopped on exit,
 Ctrl-C included.

@@ -7,7 +7,10 @@ that each scenario is short and all of them behave and report alike:
 - ``cli``: the shared command-line flags, signal handling and temp workspace;
 - ``install``: fetching a missing server binary (PgBouncer) with apt-get;
 - ``clients``: libpq connection options and the ``psql`` helpers;
-- ``processes``: starting and stopping PostgreSQL, PgBouncer and writeproxy;
+- ``processes``: starting and stopping PostgreSQL, PgBouncer, the forwarder and
+  writeproxy;
+- ``forwarder``: the bare uvloop TCP byte forwarder, the ceiling a Python relay
+  can reach (a target; run as ``python -m bench.harness.forwarder``);
 - ``pgbench``: running ``pgbench`` as the load generator;
 - ``runner``: the rounds x cells x targets loop and writing the results;
 - ``stats``: per-run records, percentiles, medians and within-round pairing;

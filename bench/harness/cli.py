@@ -95,7 +95,7 @@ def parse_args(
     parser.add_argument(
         "--python",
         default=sys.executable,
-        help="interpreter that runs `-m proxy serve` (default: this one)",
+        help="interpreter for `-m proxy serve` and the forwarder (default: this one)",
     )
     parser.add_argument("--json", type=Path, default=None, help="save raw numbers here")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")

@@ -1,10 +1,11 @@
 """The servers a benchmark measures, started fresh and always stopped again.
 
-A throwaway PostgreSQL cluster, PgBouncer in session mode and writeproxy with a
-given worker count, each on a free loopback port and each checked with
-``select 1`` before it counts as ready. Every process is started in its own
-session and its whole process group is stopped on the way out (the proxy's
-forked workers included), whatever ends the run.
+A throwaway PostgreSQL cluster, PgBouncer in session mode, the bare byte
+forwarder (``bench.harness.forwarder``, the ceiling of a Python relay) and
+writeproxy with a given worker count, each on a free loopback port and each
+checked with ``select 1`` before it counts as ready. Every process is started in
+its own session and its whole process group is stopped on the way out (the
+proxy's forked workers included), whatever ends the run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from proxy.embedded import LocalPostgres
 
 # The targets a scenario can choose from; "proxyN" is writeproxy with N workers.
 PROXY_WORKERS = {"proxy1": 1, "proxy2": 2}
-ALL_TARGETS = ("direct", "pgbouncer", *PROXY_WORKERS)
+ALL_TARGETS = ("direct", "pgbouncer", "forwarder", *PROXY_WORKERS)
 PG_SETTINGS = {
     "max_connections": "200",
     "shared_buffers": "128MB",
@@ -219,10 +220,30 @@ def start_pgbouncer(cl: Cluster) -> Target:
     return Target("pgbouncer", port, [proc.pid])
 
 
+def start_forwarder(cl: Cluster, python: str) -> Target:
+    """Run the bare uvloop byte forwarder in front of the cluster."""
+    port = free_port()
+    log_path = cl.work / "forwarder.log"
+    log(f"starting the byte forwarder on port {port}")
+    argv = [
+        python,
+        "-m",
+        "bench.harness.forwarder",
+        "--listen",
+        f"{HOST}:{port}",
+        "--upstream",
+        f"{HOST}:{cl.pg.port}",
+    ]
+    proc = cl.procs.spawn("forwarder", argv, log_path)
+    wait_ready(port, proc, cl.psql, log_path, "forwarder")
+    return Target("forwarder", port, [proc.pid])
+
+
 @dataclass(frozen=True)
 class ProxyOptions:
-    """How writeproxy targets are run: the interpreter, extra ``serve`` options
-    (a scenario with synced tables adds its configuration) and environment."""
+    """How writeproxy targets are run: the interpreter (the forwarder's too), extra
+    ``serve`` options (a scenario with synced tables adds its configuration) and
+    environment."""
 
     python: str
     extra_args: Sequence[str] = ()
@@ -276,6 +297,8 @@ def start_target(cl: Cluster, name: str, proxy: ProxyOptions) -> Target:
             return Target("direct", cl.pg.port)
         if name == "pgbouncer":
             return start_pgbouncer(cl)
+        if name == "forwarder":
+            return start_forwarder(cl, proxy.python)
         return start_proxy(cl, name, proxy)
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         log(f"{name} did not start, its runs are skipped: {exc}")

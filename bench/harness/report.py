@@ -1,8 +1,9 @@
 """The human-readable result: a throughput table with ratios between targets and
 a 1-client latency table, as fixed-width text or GitHub markdown.
 
-Which ratios appear follows from the targets: each proxy against direct and
-against PgBouncer, and PgBouncer against direct.
+Which ratios appear follows from the targets: each proxy against each baseline
+that ran (direct, PgBouncer, the bare forwarder), and PgBouncer and the forwarder
+against direct.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ from typing import Any
 from bench.harness.processes import PROXY_WORKERS
 from bench.harness.stats import paired_median
 
-SHORT_NAMES = {"pgbouncer": "pgb"}  # in ratio column headers
+SHORT_NAMES = {"pgbouncer": "pgb", "forwarder": "fwd"}  # in ratio column headers
+# What each proxy target's TPS is divided by, in column order (when both ran).
+PROXY_BASES = ("direct", "pgbouncer", "forwarder")
+# Ratios between the baselines themselves, after the proxies' columns.
+BASELINE_PAIRS = (("pgbouncer", "direct"), ("forwarder", "direct"))
 PAIRING_NOTE = "Ratios and added latency: median over rounds of the values paired within a round."
 
 
 def ratio_pairs(targets: Sequence[str]) -> list[tuple[str, str]]:
     """The (target, base) pairs whose TPS ratio gets a column."""
-    pairs = []
-    for proxy in (t for t in targets if t in PROXY_WORKERS):
-        pairs += [(proxy, base) for base in ("direct", "pgbouncer") if base in targets]
-    if "pgbouncer" in targets and "direct" in targets:
-        pairs.append(("pgbouncer", "direct"))
-    return pairs
+    proxies = [t for t in targets if t in PROXY_WORKERS]
+    pairs = [*((proxy, base) for proxy in proxies for base in PROXY_BASES), *BASELINE_PAIRS]
+    return [(target, base) for target, base in pairs if target in targets and base in targets]
 
 
 def ratio(cell: dict[str, Any], target: str, base: str) -> str:
