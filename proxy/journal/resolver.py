@@ -127,6 +127,14 @@ class Resolver:
         again)."""
         wanted = list(dict.fromkeys(ids))
         report = Report({i: Outcome.BUSY for i in wanted})
+        # The everyday case in one round trip: answered calls of a committed
+        # transaction are done (``decide``: applied + committed -> DONE).
+        for entry_id in await self._journal.settle_committed(wanted, self._connectors.keys()):
+            report.outcomes[entry_id] = Outcome.COMMITTED
+            metrics.journal_resolved(Outcome.COMMITTED.value)
+        wanted = [i for i in wanted if report.outcomes[i] is Outcome.BUSY]
+        if not wanted:
+            return report
         entries = await self._journal.claim_ids(
             wanted, self._owner, self._lease_s, connectors=self._connectors.keys()
         )
@@ -393,8 +401,10 @@ class Resolver:
             log.warning("journal entry %d: lease lost before recording %s", entry.id, state)
             return Outcome.LOST
         if state is not EntryState.COMPENSATING:
+            # A committed entry is the everyday case: one line per write only at DEBUG.
+            level = {EntryState.CONFLICT: logging.WARNING, EntryState.COMMITTED: logging.DEBUG}
             log.log(
-                logging.WARNING if state is EntryState.CONFLICT else logging.INFO,
+                level.get(state, logging.INFO),
                 "journal entry %d (%s %s): %s%s",
                 entry.id,
                 entry.operation,

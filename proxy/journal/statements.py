@@ -116,6 +116,16 @@ class _Statements:
         self.closed_ids = f"""
             SELECT id FROM {j}
             WHERE id = ANY($1::bigint[]) AND NOT (state = ANY({open_states}))"""
+        # ``decide``'s DONE, in one statement: an answered call (not rolled back to a
+        # savepoint) of a transaction PostgreSQL says committed, held by nobody.
+        self.settle_committed = f"""
+            UPDATE {j} SET state = 'committed', claimed_by = NULL, claimed_until = NULL,
+                updated_at = now()
+            WHERE id = ANY($1::bigint[]) AND database = current_database()
+              AND state = 'applied' AND NOT rolled_back AND {free}
+              AND connector = ANY($2::text[])
+              AND pg_catalog.pg_xact_status(xid) = 'committed'
+            RETURNING id"""
         self.release = f"""
             UPDATE {j} SET claimed_by = NULL, claimed_until = NULL,
                 next_attempt_at = now() + make_interval(secs => $3)

@@ -81,6 +81,7 @@ class Journal:
             self._pool = await asyncpg.create_pool(
                 self.dsn,
                 init=_init_connection,
+                reset=_reset_connection,
                 server_settings={"application_name": "writeproxy journal"},
                 **self._pool_args,
             )
@@ -266,6 +267,16 @@ class Journal:
         rows = await self.pool.fetch(sql, which, owner or self.owner, lease, names)
         return sorted((_entry(row) for row in rows), key=lambda e: e.id)
 
+    async def settle_committed(self, ids: Iterable[int], connectors: Collection[str]) -> list[int]:
+        """Mark committed, in one statement, those of these entries that are answered
+        (``applied``), not rolled back, free, of ``connectors``, and whose transaction
+        committed; returns their ids (the rest needs a full resolution)."""
+        wanted = list(ids)
+        if not wanted:
+            return []
+        rows = await self.pool.fetch(self._sql.settle_committed, wanted, sorted(connectors))
+        return [int(row[0]) for row in rows]
+
     async def unowned(self, connectors: Collection[str], older_than_s: float) -> dict[str, int]:
         """Open entries, by connector, of connectors not in ``connectors`` that nobody
         has touched for ``older_than_s`` seconds: work for a connector no proxy on this
@@ -395,6 +406,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         decoder=json.loads,
         schema="pg_catalog",
     )
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Before a connection goes back to the pool. asyncpg's default (``RESET ALL``,
+    ``CLOSE ALL``, ``UNLISTEN *``, advisory unlocks) is one more round trip after every
+    journal query, several per synced statement; the journal's connections never keep
+    session state (its settings and locks are transaction-local), so only a
+    transaction left open (a cancelled query) needs ending."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def _plain(previous: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any] | None:

@@ -330,6 +330,28 @@ async def test_a_claim_takes_only_the_claimers_connectors(journal: Journal) -> N
     assert await journal.unowned(["hubspot", "stripe"], older_than_s=0.0) == {}
 
 
+async def test_settle_committed_takes_only_answered_free_entries_of_committed_xids(
+    journal: Journal, db_url: str
+) -> None:
+    with transaction(db_url) as (conn, xid):
+        conn.commit()
+    with transaction(db_url) as (_, running):
+        entries = {}
+        for name, entry_xid in [("done", xid), ("running", running), ("undone", xid)]:
+            entry_id = await journal.record_intent(call(), xid=entry_xid, connector="hubspot")
+            await journal.record_outcome(entry_id, S.APPLIED, [Result("1", True)])
+            entries[name] = entry_id
+        entries["unanswered"] = await journal.record_intent(call(), xid=xid, connector="hubspot")
+        await journal.mark_rolled_back([entries["undone"]])
+        assert await journal.settle_committed(entries.values(), ["stripe"]) == []
+        assert await journal.settle_committed(entries.values(), ["hubspot"]) == [entries["done"]]
+    stored = await journal.get(entries["done"])
+    assert stored is not None and stored.state is S.COMMITTED and stored.attempts == 0
+    for name in ("running", "undone", "unanswered"):
+        other = await journal.get(entries[name])
+        assert other is not None and other.state is not S.COMMITTED
+
+
 async def test_a_lease_blocks_others_until_it_expires(journal: Journal, db_url: str) -> None:
     [entry_id] = await _applied(journal, 1)
     [mine] = await journal.claim(10, lease_s=0.5)

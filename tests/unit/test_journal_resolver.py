@@ -42,6 +42,7 @@ class FakeJournal:
         self.lose_lease = False
         self.purged: list[timedelta] = []
         self.filter_connectors = True  # False: a journal that ignores the claim filter
+        self.fast_settled: list[int] = []
 
     async def claim(
         self,
@@ -61,6 +62,20 @@ class FakeJournal:
         connectors: Collection[str] | None = None,
     ) -> list[Entry]:
         return [e for e in self._free(connectors) if e.id in set(ids)]
+
+    async def settle_committed(self, ids: Iterable[int], connectors: Collection[str]) -> list[int]:
+        done = []
+        for entry in self._free(connectors):
+            if (
+                entry.id in set(ids)
+                and entry.state is S.APPLIED
+                and not entry.rolled_back
+                and self.verdicts.get(entry.xid) is C
+            ):
+                self.entries[entry.id] = replace(entry, state=S.COMMITTED)
+                done.append(entry.id)
+        self.fast_settled += done
+        return done
 
     async def unowned(self, connectors: Collection[str], older_than_s: float) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -675,3 +690,21 @@ async def test_later_write_that_aborted_does_not_protect_the_object() -> None:
     vendor.objects["9"] = {"company": "B"}
     await resolver(journal, vendor).resolve([a.id])
     assert vendor.archived == {"9"}
+
+
+async def test_the_live_path_settles_committed_answers_in_one_step() -> None:
+    """An applied call of a committed transaction is done without a claim; the others
+    (rolled back to a savepoint, or of an aborted transaction) take the full path."""
+    done = make_entry(Op.CREATE, S.APPLIED, results=created("1"), xid=7)
+    undone = make_entry(Op.CREATE, S.APPLIED, results=created("2"), xid=7, rolled_back=True)
+    aborted = make_entry(Op.CREATE, S.APPLIED, results=created("3"), xid=8)
+    journal = FakeJournal(done, undone, aborted, verdicts={7: C, 8: A})
+    vendor = FakeVendor()
+    report = await resolver(journal, vendor).resolve([done.id, undone.id, aborted.id])
+    assert journal.fast_settled == [done.id]
+    assert report.outcomes == {
+        done.id: Outcome.COMMITTED,
+        undone.id: Outcome.COMPENSATED,
+        aborted.id: Outcome.COMPENSATED,
+    }
+    assert vendor.archived == {"2", "3"}
