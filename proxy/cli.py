@@ -11,7 +11,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from proxy.config import CONFIG_ENV, Settings
+from proxy.config import CONFIG_ENV, Settings, describe_invalid
 from proxy.journal.model import EntryState
 
 
@@ -20,7 +20,9 @@ def load_settings(**flags: Any) -> Settings:
     given = {key: value for key, value in flags.items() if value is not None}
     try:
         return Settings(**given)
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid configuration:\n{describe_invalid(exc)}") from None
+    except ValueError as exc:
         raise click.UsageError(f"invalid configuration:\n{exc}") from exc
 
 

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +40,16 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise ValueError(f"listen address must be HOST:PORT with PORT 1-65535, got {value!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A settings error as ``key: message`` lines, never the value given (a URL's
+    password, a token)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        lines.append(f"{key}: {error['msg']}")
+    return "\n".join(lines)
 
 
 class Settings(BaseSettings):

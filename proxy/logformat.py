@@ -32,3 +32,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
+
+
+def set_levels(level: str) -> None:
+    """The root logger's level, and the HTTP clients': httpx logs every request's URL
+    at INFO, and vendor URLs carry row values (an external id, a SOQL query), so they
+    are logged only when the level is DEBUG (at startup and on every reload)."""
+    logging.getLogger().setLevel(level)
+    debug = logging.getLevelName(level) == logging.DEBUG
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from proxy.config import Settings
+from proxy.config import Settings, describe_invalid
+from proxy.logformat import set_levels
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ def read_again(current: Settings) -> Reloaded | None:
         fresh = Settings()
         tls = fresh.client_tls_context()
     except (ValidationError, ValueError, OSError, ssl.SSLError) as exc:
-        log.error("SIGHUP: the configuration is invalid; the running one stays: %s", exc)
+        # Never the values given (a URL's password): only which setting and why.
+        why = describe_invalid(exc) if isinstance(exc, ValidationError) else str(exc)
+        log.error("SIGHUP: the configuration is invalid; the running one stays: %s", why)
         return None
     stuck = sorted(
         name
@@ -83,7 +86,7 @@ def read_again(current: Settings) -> Reloaded | None:
 
 
 def apply_log_level(level: str) -> None:
-    logging.getLogger().setLevel(level)
+    set_levels(level)
 
 
 __all__ = ["RELOADABLE", "Reloaded", "apply_log_level", "read_again"]

@@ -31,7 +31,7 @@ from proxy.guard import GuardSetupError, install_guard
 from proxy.guard_key import GuardKey
 from proxy.journal import JournalSetupError, ensure_schema
 from proxy.logcontext import ContextFilter
-from proxy.logformat import JsonFormatter
+from proxy.logformat import JsonFormatter, set_levels
 from proxy.supervisor_backoff import RestartBackoff, describe_exit
 from proxy.worker import bind_listener, run_worker
 from proxy.writes.tables import ConfigError, SyncedTables, load_synced_tables
@@ -53,11 +53,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
             handler.setFormatter(JsonFormatter())
         else:
             handler.setFormatter(logging.Formatter(TEXT_FORMAT, defaults={"context": ""}))
-    # httpx logs every request's URL at INFO, and vendor URLs carry row values (an
-    # external id, a SOQL query): they are logged only at DEBUG.
-    debug = logging.getLevelName(level) == logging.DEBUG
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    set_levels(level)
 
 
 STARTUP_RETRY_CAP_S = 30.0

@@ -11,61 +11,53 @@ their background resolutions, see ``proxy.worker``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection
 from datetime import timedelta
 
 from proxy.config import Settings
 from proxy.connectors import connector_from, connector_settings
 from proxy.connectors.base import Connector
+from proxy.connectors.ratelimit import RateBudget
 from proxy.guard import GuardKeeper, install_guard
 from proxy.journal import Journal, RecoveryLoop, Resolver
 from proxy.journal.budget import PostgresBudget
 from proxy.writes.executor import WriteExecutor
 from proxy.writes.journaling import LiveJournal, Spawn
 from proxy.writes.router import WriteRouter
-from proxy.writes.settings import ConnectorSettings
 from proxy.writes.tables import SyncedTables, load_synced_tables, quote_ident
 
 log = logging.getLogger(__name__)
 
 
-def build_connectors(tables: SyncedTables, workers: int = 1) -> dict[str, Connector]:
+def build_connectors(
+    tables: SyncedTables,
+    workers: int = 1,
+    budget: RateBudget | None = None,
+    only: Collection[str] | None = None,
+) -> dict[str, Connector]:
     """One connector per configured vendor account (settings already validated by
-    ``load_synced_tables`` at startup, from the same environment). Each of the proxy's
-    ``workers`` paces itself to its part of the account's rate budget, so together
-    they keep to it (the vendor sees one client, not N)."""
+    ``load_synced_tables`` at startup, from the same environment), or per name in
+    ``only``. Each of the proxy's ``workers`` paces itself to its part of the account's
+    rate budget, so together they keep to it (the vendor sees one client, not N); with
+    ``rate_limit_shared`` and a ``budget``, every worker and replica naming the same
+    account spends from that one window instead."""
     connectors: dict[str, Connector] = {}
     for name, conf in tables.connectors.items():
+        if only is not None and name not in only:
+            continue
         settings = connector_settings(name, conf.kind, conf.connector_options(), os.environ)
-        if not settings.rate_limit_shared:  # a shared budget is the account's whole
+        shared = settings.rate_limit_shared and budget is not None
+        if not shared:
             share = settings.rate_limit_share / workers
             settings = settings.model_copy(update={"rate_limit_share": share})
-        connectors[name] = connector_from(settings, conf.kind)
+        connector = connector_from(settings, conf.kind)
+        if shared:
+            assert budget is not None
+            connector.use_rate_budget(budget, settings.rate_limit_account or name)
+        connectors[name] = connector
     return connectors
-
-
-def share_budgets(
-    tables: SyncedTables, connectors: Mapping[str, Connector], budget: PostgresBudget
-) -> None:
-    """Connectors with ``rate_limit_shared`` pace against the journal database's window
-    for their account, shared with every worker and replica naming the same account."""
-    for name, conf in tables.connectors.items():
-        options = conf.connector_options()
-        if options.get("rate_limit_shared") is True:
-            account = options.get("rate_limit_account") or name
-            connectors[name].use_rate_budget(budget, str(account))
-
-
-def _longest_call_s(conf: ConnectorSettings) -> float:
-    """How long one vendor call may take, retries included (from the connector's
-    options; HTTP defaults when unset)."""
-    options = conf.connector_options()
-    attempts = float(options.get("max_attempts", 5))
-    per_try = float(options.get("read_timeout_s", 30.0)) + float(options.get("backoff_cap_s", 30.0))
-    return attempts * per_try
 
 
 def _synced_map(tables: SyncedTables) -> dict[tuple[str, str], tuple[str, str]]:
@@ -82,18 +74,18 @@ class WritePath:
 
     def __init__(self, settings: Settings, tables: SyncedTables, spawn: Spawn) -> None:
         assert settings.upstream_url is not None
-        self._connectors = build_connectors(tables, settings.workers)
         self.journal = Journal(
             settings.upstream_url,
             schema=settings.journal_schema,
             lease_s=settings.journal_lease_seconds,
             connect_timeout=settings.connect_timeout,
         )
+        self._budget = PostgresBudget(self.journal)
+        self._connectors = build_connectors(tables, settings.workers, self._budget)
         self._settings = settings
-        self._spawn = spawn
-        #: Connectors replaced by a reload, closed once their calls are over.
+        #: Connectors a reload replaced: closed at shutdown (a call may still use one,
+        #: e.g. waiting for its rate-limit slot; an idle one holds a few kilobytes).
         self._retired: list[Connector] = []
-        share_budgets(tables, self._connectors, PostgresBudget(self.journal))
         self.resolver = Resolver(self.journal, self._connectors, synced=_synced_map(tables))
         self.router = WriteRouter(
             tables,
@@ -146,32 +138,30 @@ class WritePath:
                 lock_timeout_ms=3000,
             )
             tables.database = str(await conn.fetchval("SELECT pg_catalog.current_database()"))
-        if settings.connectors != self._settings.connectors:
-            self._replace_connectors(build_connectors(tables, settings.workers), tables)
+        changed = {
+            name
+            for name in {*settings.connectors, *self._settings.connectors}
+            if settings.connectors.get(name) != self._settings.connectors.get(name)
+        }
+        if changed:
+            fresh = build_connectors(tables, settings.workers, self._budget, only=changed)
+            self._replace_connectors(changed, fresh)
         self._settings = settings
         self._guard.replace_tables(list(tables.tables.values()))
         self.resolver.replace_synced(_synced_map(tables))
         self.router.replace_tables(tables)
         return tables
 
-    def _replace_connectors(self, fresh: dict[str, Connector], tables: SyncedTables) -> None:
-        """New connector settings: the executor, the deferred archives and the resolver
-        share one dict, switched at once. Calls in flight finish on the old connectors,
-        which are closed once they cannot be in use any more."""
-        share_budgets(tables, fresh, PostgresBudget(self.journal))
-        retired = list(self._connectors.values())
-        self._connectors.clear()
+    def _replace_connectors(self, changed: Collection[str], fresh: dict[str, Connector]) -> None:
+        """The connectors whose settings changed (added, altered, removed): the
+        executor, the deferred archives and the resolver share one dict, switched at
+        once; the unchanged keep their rate windows and tokens. Calls in flight finish
+        on the connectors they started with."""
+        for name in changed:
+            retired = self._connectors.pop(name, None)
+            if retired is not None:
+                self._retired.append(retired)
         self._connectors.update(fresh)
-        self._retired.extend(retired)
-        grace = max((_longest_call_s(c) for c in self._settings.connectors.values()), default=60.0)
-        self._spawn(self._close_later(retired, grace))
-
-    async def _close_later(self, connectors: list[Connector], after_s: float) -> None:
-        await asyncio.sleep(after_s)
-        for connector in connectors:
-            if connector in self._retired:
-                self._retired.remove(connector)
-                await connector.aclose()
 
     async def stop(self) -> None:
         await self._recovery.stop()

@@ -119,8 +119,9 @@ class VendorHttp:
         self._limiter = SharedWindowLimiter(
             budget,
             account,
-            max(1, int(settings.rate_limit_requests * settings.rate_limit_share)),
+            settings.rate_limit_requests,
             settings.rate_limit_interval_s,
+            settings.rate_limit_share,
         )
 
     # -- what a vendor client overrides ------------------------------------------------

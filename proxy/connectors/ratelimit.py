@@ -99,12 +99,24 @@ class SharedWindowLimiter:
     MIN_WAIT_S = 0.01
 
     def __init__(
-        self, budget: RateBudget, account: str, max_requests: int, interval_s: float
+        self,
+        budget: RateBudget,
+        account: str,
+        max_requests: int,
+        interval_s: float,
+        share: float = 1.0,
     ) -> None:
         self._budget = budget
         self._account = account
-        self._max = max_requests
+        #: The part of the account's budget writeproxy may spend (other integrations
+        #: on the same account spend the rest), kept when the vendor's headers
+        #: announce the account's limit.
+        self._share = share
+        self._max = self._part(max_requests)
         self._interval_s = interval_s
+
+    def _part(self, budget: int) -> int:
+        return max(1, int(budget * self._share))
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -130,6 +142,6 @@ class SharedWindowLimiter:
                 log.warning("cannot record a vendor answer in the shared rate budget: %s", exc)
 
     def observe(self, limit: int | None, remaining: int | None, interval_s: float | None) -> None:
-        """Adopt the vendor's window from its headers (the budget is the account's)."""
+        """Adopt the vendor's window from its headers (our share of it)."""
         if limit and interval_s:
-            self._max, self._interval_s = limit, interval_s
+            self._max, self._interval_s = self._part(limit), interval_s

@@ -61,8 +61,9 @@ TRANSITIONS: Mapping[EntryState, frozenset[EntryState]] = {
     ),
     S.APPLIED: frozenset({S.COMMITTED, S.COMPENSATING, S.COMPENSATED, S.CONFLICT}),
     S.UNKNOWN: frozenset({S.COMMITTED, S.COMPENSATING, S.COMPENSATED, S.CONFLICT}),
-    # a failed compensation attempt stays due (with backoff)
-    S.COMPENSATING: frozenset({S.COMPENSATING, S.COMPENSATED, S.CONFLICT}),
+    # a failed compensation attempt stays due (with backoff); for an archive of a
+    # committed transaction, a failed attempt to complete it (then committed once sent)
+    S.COMPENSATING: frozenset({S.COMPENSATING, S.COMPENSATED, S.CONFLICT, S.COMMITTED}),
     # reopened: an operator's retry, or a late answer for an entry resolved while
     # its call was still in flight (see ``late_outcome``)
     S.COMPENSATED: frozenset({S.COMPENSATING}),
@@ -231,8 +232,10 @@ def decide(
     if not answered and now is not None and now - entry.updated_at < settle:
         return Action.WAIT
     if operation is Operation.ARCHIVE:
-        # Archives run at COMMIT and cannot be undone: report, never "undo".
-        if state in (S.APPLIED, S.INTENT, S.UNKNOWN) and not entry.rolled_back:
+        # Archives run at COMMIT and cannot be undone: report, never "undo". One a
+        # committed transaction still owes (its answer lost, or refused and retried:
+        # ``compensating`` after a failed attempt) is sent again until it lands.
+        if state in (S.APPLIED, S.INTENT, S.UNKNOWN, S.COMPENSATING) and not entry.rolled_back:
             if verdict is Verdict.COMMITTED:
                 return Action.DONE if state is S.APPLIED else Action.COMPLETE
             if verdict is Verdict.IN_PROGRESS:

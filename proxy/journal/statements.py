@@ -96,6 +96,9 @@ class _Statements:
             WHERE j.database = current_database() AND j.connector = $1
               AND j.object_type = $2 AND j.operation = 'archive' AND j.xid <> $4::xid8
               AND j.state NOT IN ('failed', 'compensated')
+              -- An archive that landed long ago cannot be racing this statement: the
+              -- vendor matching the object now means it was restored since.
+              AND (j.state <> 'committed' OR j.updated_at > now() - interval '10 minutes')
               AND i ->> 'id' = ANY($3::text[])"""
         self.known_ids = f"""
             SELECT DISTINCT r->>'id' FROM {j} AS j,
@@ -111,7 +114,9 @@ class _Statements:
             SELECT connector, count(*) FROM {j}
             WHERE database = current_database() AND state = ANY({open_states})
               AND NOT (connector = ANY($1::text[]))
-              AND updated_at < now() - make_interval(secs => $2)
+              -- due for that long and nobody took it (a proxy that has the connector
+              -- moves next_attempt_at on each look, even while it waits)
+              AND next_attempt_at < now() - make_interval(secs => $2)
             GROUP BY connector ORDER BY connector"""
         self.closed_ids = f"""
             SELECT id FROM {j}

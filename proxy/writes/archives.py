@@ -126,9 +126,23 @@ class DeferredArchives:
                     archive.object_type,
                     failed.kind.value,
                 )
-            finally:
-                await self._journal.archive_sent(entry_id, error)
+            except Exception as failed:
+                # E.g. no such connector since a reload: not known to be sent. The entry
+                # keeps its intent (until its lease runs out) and the journal, seeing
+                # the transaction committed, sends it. The COMMIT itself succeeded.
+                log.warning(
+                    "archive after COMMIT of %d %s not sent (%s); the journal sends it",
+                    len(archive.ids),
+                    archive.object_type,
+                    type(failed).__name__,
+                )
                 self._journal.ended(xid, [entry_id])
+                continue
+            except BaseException:  # cancelled: likewise, and stop here
+                self._journal.ended(xid, [entry_id])
+                raise
+            await self._journal.archive_sent(entry_id, error)
+            self._journal.ended(xid, [entry_id])
 
     async def forget_postponed(self, ledger: TxLedger) -> None:
         """The COMMIT failed: its transaction rolled back, its archives never run."""

@@ -158,13 +158,24 @@ class LiveJournal:
         """Of these objects, those another transaction archives or has archived. Waits
         up to ``wait_s`` for those archives to be settled, so that a retry of the
         statement that found them no longer matches the objects at the vendor."""
-        found = await self._journal.archiving(connector, object_type, ids, xid)
-        entries = set(found.values())
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while entries and asyncio.get_running_loop().time() < deadline:
-            entries -= await self._journal.closed(entries)
-            if entries:
-                await asyncio.sleep(0.05)
+        try:
+            found = await self._journal.archiving(connector, object_type, ids, xid)
+            entries = set(found.values())
+            deadline = asyncio.get_running_loop().time() + wait_s
+            while entries and asyncio.get_running_loop().time() < deadline:
+                entries -= await self._journal.closed(entries)
+                if entries:
+                    await asyncio.sleep(0.05)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("cannot read the write journal (%s)", type(exc).__name__)
+            raise ApiError(
+                ErrorKind.UNAVAILABLE,
+                "writeproxy could not read its write journal to check the objects this "
+                "statement matched",
+                retry_safe=True,
+                advice="The statement is undone; it is safe to retry. Check that the "
+                "proxy's journal (schema writeproxy) is reachable.",
+            ) from exc
         return sorted(found)
 
     async def failed(self, statement: StatementJournal) -> None:

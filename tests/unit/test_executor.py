@@ -4,6 +4,7 @@ what is journaled, what is deferred, and how failures leave the transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -105,7 +106,7 @@ class FakeConnector:
     empty_string_is_null = False
     json_as_text = True
 
-    def __init__(self, error: ApiError | None = None) -> None:
+    def __init__(self, error: BaseException | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []
         self._error = error
 
@@ -326,6 +327,29 @@ async def test_a_serializable_archive_the_vendor_refuses_after_commit_stays_open
     )
     assert isinstance(outcome, Success)  # the DELETE committed: the journal archives it
     assert journal.sent == [(9001, down)] and journal.ended_calls == [(4242, [9001])]
+
+
+async def test_a_serializable_archive_interrupted_after_commit_is_not_recorded_as_sent() -> None:
+    """Not an answer from the vendor (a connector gone since a reload, a bug): the
+    COMMIT stands, the entry keeps its intent for the journal to send; cancelled:
+    likewise, and the cancellation goes on."""
+    broken, journal = FakeConnector(RuntimeError("client closed")), FakeJournal()
+    outcome, _ = await run(
+        DELETE, False, images=[OLD], connector=broken, journal=journal, isolation=b"serializable"
+    )
+    assert isinstance(outcome, Success) and journal.sent == []
+    assert journal.ended_calls == [(4242, [9001])]
+    cancelled, journal = FakeConnector(asyncio.CancelledError()), FakeJournal()
+    with pytest.raises(asyncio.CancelledError):
+        await run(
+            DELETE,
+            False,
+            images=[OLD],
+            connector=cancelled,
+            journal=journal,
+            isolation=b"serializable",
+        )
+    assert journal.sent == [] and journal.ended_calls == [(4242, [9001])]
 
 
 async def test_failed_deferred_archive_fails_like_the_commit() -> None:

@@ -80,6 +80,7 @@ def test_every_state_has_a_row_and_terminal_states_are_the_non_open_ones() -> No
         (S.UNKNOWN, S.COMPENSATED),
         (S.COMPENSATING, S.COMPENSATING),
         (S.COMPENSATING, S.COMPENSATED),
+        (S.COMPENSATING, S.COMMITTED),
         (S.CONFLICT, S.COMPENSATING),
     ],
 )
@@ -167,6 +168,9 @@ Op = Operation
         (Op.ARCHIVE, S.INTENT, False, A, Action.CONFLICT),
         (Op.ARCHIVE, S.UNKNOWN, False, A, Action.CONFLICT),
         (Op.ARCHIVE, S.COMPENSATING, False, A, Action.CONFLICT),
+        # a committed DELETE's archive whose completion failed: sent again, never closed
+        (Op.ARCHIVE, S.COMPENSATING, False, C, Action.COMPLETE),
+        (Op.ARCHIVE, S.COMPENSATING, False, P, Action.WAIT),
     ],
 )
 def test_decide(

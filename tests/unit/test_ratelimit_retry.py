@@ -230,12 +230,14 @@ class FakeBudget:
         self.slots: dict[int, float] = {}  # slot -> when its window starts
         self.fail = fail
         self.taken = 0
+        self.asked: list[int] = []  # the window size each take asked for
 
     async def take(
         self, account: str, max_requests: int, interval_s: float
     ) -> tuple[int | None, float]:
         if self.fail:
             raise ConnectionError("journal database down")
+        self.asked.append(max_requests)
         now = time.monotonic()
         self.slots = {k: v for k, v in self.slots.items() if v > now - interval_s}
         if len(self.slots) < max_requests:
@@ -265,3 +267,44 @@ async def test_an_unreachable_shared_budget_sends_nothing_and_is_retry_safe() ->
         async with limiter.slot():
             raise AssertionError("sent")
     assert refused.value.kind is ErrorKind.UNAVAILABLE and refused.value.retry_safe
+
+
+async def test_a_shared_window_keeps_its_share_when_the_vendor_announces_its_limit() -> None:
+    """``rate_limit_share`` is the part of the account writeproxy may use at all (other
+    integrations spend the rest): the vendor's headers announce the whole account's."""
+    budget = FakeBudget()
+    limiter = SharedWindowLimiter(budget, "portal", 100, 10.0, share=0.5)
+    async with limiter.slot():
+        pass
+    limiter.observe(limit=190, remaining=150, interval_s=10.0)
+    async with limiter.slot():
+        pass
+    assert budget.asked == [50, 95]
+
+
+def test_a_shared_budget_is_attached_as_validated_and_not_divided(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``rate_limit_shared = "true"`` validates as true: the connector spends from the
+    shared window (the account's whole budget, not 1/N per worker); without it each
+    of N workers paces to 1/N."""
+    from proxy.writepath import build_connectors
+    from proxy.writes.settings import ConnectorSettings
+    from proxy.writes.tables import SyncedTables
+
+    monkeypatch.setenv("WP_TEST_TOKEN", "pat-1")
+
+    def limiter(**options: object) -> object:
+        conf = ConnectorSettings.model_validate(
+            {"kind": "hubspot", "base_url": "https://hubspot.test", "token_env": "WP_TEST_TOKEN"}
+            | options
+        )
+        [connector] = build_connectors(
+            SyncedTables(connectors={"hubspot": conf}), workers=2, budget=FakeBudget()
+        ).values()
+        return connector._client._limiter  # type: ignore[attr-defined]
+
+    shared = limiter(rate_limit_requests=100, rate_limit_shared="true")
+    assert isinstance(shared, SharedWindowLimiter) and shared._max == 100
+    local = limiter(rate_limit_requests=100)
+    assert isinstance(local, RollingWindowLimiter) and local._max == 50

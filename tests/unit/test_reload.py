@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from proxy.config import CONFIG_ENV, Settings
-from proxy.reload import RELOADABLE, read_again
+from proxy.reload import RELOADABLE, apply_log_level, read_again
 
 
 def test_every_reloadable_name_is_a_setting() -> None:
@@ -42,3 +42,31 @@ def test_an_invalid_file_changes_nothing(
     with caplog.at_level(logging.ERROR, logger="proxy.reload"):
         assert read_again(current) is None
     assert "the running one stays" in caplog.text and "max_client_conn" in caplog.text
+
+
+def test_a_reloaded_log_level_keeps_http_client_urls_at_debug_only() -> None:
+    """httpx logs each request's URL (row values: external ids, SOQL) at INFO: its
+    level follows the proxy's, in either direction, as at startup."""
+    saved = {name: logging.getLogger(name).level for name in ("", "httpx", "httpcore")}
+    try:
+        apply_log_level("DEBUG")
+        assert logging.getLogger("httpx").isEnabledFor(logging.DEBUG)
+        apply_log_level("INFO")
+        assert logging.getLogger().getEffectiveLevel() == logging.INFO
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def test_an_invalid_file_never_logs_the_values_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "writeproxy.toml"
+    config.write_text("max_client_conn = 10\n")
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    current = Settings()
+    config.write_text('upstream_url = "postgresql://u:hunter2@127.0.0.1:99999999/db"\n')
+    with caplog.at_level(logging.ERROR, logger="proxy.reload"):
+        assert read_again(current) is None
+    assert "upstream_url" in caplog.text and "hunter2" not in caplog.text
