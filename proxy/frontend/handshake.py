@@ -100,6 +100,9 @@ class Handshake:
         self.upstream_key: BackendKey | None = None
         self.key: BackendKey | None = None
         self._awaiting_password = False
+        #: The server offered SCRAM-SHA-256-PLUS (its connection from the proxy is TLS)
+        #: and the client was not shown it.
+        self._binding_withheld = False
         self._upstream: UpstreamProtocol | None = None
         self._connect_task: asyncio.Task[None] | None = None
         # As PostgreSQL's authentication_timeout: a stalled handshake holds no socket.
@@ -268,6 +271,9 @@ class Handshake:
                 return
             if len(buf) < 1 + length:
                 return
+            if self._binding_withheld and claims_binding_unsupported(bytes(buf[5 : 1 + length])):
+                self._host.fail(CHANNEL_BINDING_REFUSED.encode())
+                return
             upstream.transport.write(bytes(buf[: 1 + length]))
             del buf[: 1 + length]
             self._awaiting_password = False
@@ -283,7 +289,9 @@ class Handshake:
             host.write(message(bytes((kind,)), body))
             return
         if kind == Backend.AUTHENTICATION and INT32.unpack_from(body, 0)[0] == AUTH_SASL:
+            offered = body
             body = without_channel_binding(body)
+            self._binding_withheld = body != offered
         host.write(message(bytes((kind,)), body))
         if kind == Backend.AUTHENTICATION:
             code = INT32.unpack_from(body, 0)[0]
@@ -297,6 +305,30 @@ class Handshake:
                 self._timer.cancel()
                 self._timer = None
             host.handshake_done(body[0])
+
+
+#: A client that could bind but was not offered -PLUS says so (gs2 flag ``y``); the
+#: server, which does offer it on its TLS connection from the proxy, takes that for a
+#: downgrade attack and refuses with a confusing message. The flag is covered by the
+#: client's proof, so the proxy cannot change it: it refuses first, saying what to do.
+CHANNEL_BINDING_REFUSED = PgError(
+    "28000",
+    "SCRAM channel binding cannot pass through writeproxy to a server reached over TLS",
+    severity="FATAL",
+    detail="The client supports channel binding; the binding would be to writeproxy's "
+    "TLS certificate, not the server's, so the proxy does not offer SCRAM-SHA-256-PLUS, "
+    "and the server refuses a client that could bind but does not.",
+    hint="Connect with channel_binding=disable (libpq, psycopg; node-postgres: leave "
+    "enableChannelBinding off), or give writeproxy a plaintext upstream on a trusted "
+    "network (sslmode=disable in its upstream URL).",
+)
+
+
+def claims_binding_unsupported(body: bytes) -> bool:
+    """Whether a SASLInitialResponse body (mechanism, length, client-first message)
+    is SCRAM with the gs2 flag ``y``: "I can bind, but I think the server cannot"."""
+    mechanism, _, rest = body.partition(b"\0")
+    return mechanism == b"SCRAM-SHA-256" and rest[4:5] == b"y"
 
 
 def without_channel_binding(body: bytes) -> bytes:

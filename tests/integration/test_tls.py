@@ -262,6 +262,10 @@ def test_bad_tls_settings_stop_the_proxy_at_startup(
 # -- proxy -> a TLS-only PostgreSQL -----------------------------------------------------------
 
 
+#: A role that logs in with SCRAM on the TLS-only server (which then offers -PLUS).
+SCRAM_TLS_USER = "scram_tls"
+
+
 @pytest.fixture(scope="module")
 def tls_pg(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     """A PostgreSQL that accepts only TLS connections (hostnossl: reject)."""
@@ -271,7 +275,10 @@ def tls_pg(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         data,
         port=free_port(),
         bin_dir=pg_bin_for_tests(),
-        hba_lines=["hostnossl all all 127.0.0.1/32 reject"],
+        hba_lines=[
+            "hostnossl all all 127.0.0.1/32 reject",
+            f"hostssl all {SCRAM_TLS_USER} 127.0.0.1/32 scram-sha-256",
+        ],
     )
     server.init()
     for name in ("server.pem", "server.key"):
@@ -286,6 +293,8 @@ def tls_pg(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     }
     server.start()
     try:
+        with psycopg.connect(server.url + "?sslmode=require", autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {SCRAM_TLS_USER} LOGIN PASSWORD '{SCRAM_PASSWORD}'")
         yield server
     finally:
         server.stop()
@@ -359,3 +368,25 @@ def test_sighup_rotates_the_certificate(pg: LocalPostgres, certs: Certs, tmp_pat
             ssl_in_use(url(proxy, certs, "verify-full", sslrootcert=str(certs.ca)))
         assert kept.execute("SELECT 1").fetchone() == (1,)
         kept.close()
+
+
+def test_scram_channel_binding_through_a_tls_upstream_is_refused_clearly(
+    tls_pg: LocalPostgres, certs: Certs, tmp_path: Path
+) -> None:
+    """The server offers SCRAM-SHA-256-PLUS on its TLS connection from the proxy; the
+    proxy cannot relay the binding (it would be to its own certificate) and withholds
+    it. A client over TLS that could bind (libpq's default channel_binding=prefer) then
+    says so, which the server takes for a downgrade: refused by the proxy first, with
+    the way out; with channel_binding=disable the same login works."""
+    target = upstream(tls_pg, "sslmode=require")
+    with run_proxy(tmp_path, "--upstream", target, env=tls_env(certs)) as proxy:
+        dsn = (
+            f"postgresql://{SCRAM_TLS_USER}:{SCRAM_PASSWORD}@localhost:{proxy.port}/postgres"
+            f"?sslmode=verify-full&sslrootcert={certs.ca}"
+        )
+        with pytest.raises(psycopg.OperationalError, match="channel binding cannot pass") as e:
+            psycopg.connect(dsn)
+        assert "channel_binding=disable" in str(e.value)
+        with psycopg.connect(dsn + "&channel_binding=disable") as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (SCRAM_TLS_USER,)
+            assert conn.pgconn.ssl_in_use
