@@ -36,6 +36,18 @@ class UpstreamListener(Protocol):
     def upstream_resume_writing(self) -> None: ...
 
 
+class _Detached:
+    """The listener of a connection its session gave up: hears nothing."""
+
+    def upstream_startup_message(self, kind: int, body: bytes) -> None: ...
+    def upstream_data(self, data: bytes) -> None: ...
+    def upstream_ready(self, status: int) -> None: ...
+    def upstream_parameter(self, body: bytes) -> None: ...
+    def upstream_lost(self, at_boundary: bool, last_kind: int) -> None: ...
+    def upstream_pause_writing(self) -> None: ...
+    def upstream_resume_writing(self) -> None: ...
+
+
 class UpstreamProtocol(asyncio.Protocol):
     """Reads the server side of one session."""
 
@@ -64,6 +76,13 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def detach(self) -> None:
+        """Close this connection without its session hearing of it (the session goes
+        on over another one)."""
+        self._listener = _Detached()
+        if self.transport is not None:
+            self.transport.close()
 
     def start_relaying(self) -> None:
         """Switch from decoding startup messages to forwarding raw bytes."""

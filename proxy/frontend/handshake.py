@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import logging
 import ssl
+from dataclasses import replace
 from typing import Protocol
 
 from proxy.backend.upstream import UpstreamListener, UpstreamProtocol, connect_upstream
@@ -100,6 +101,11 @@ class Handshake:
         self.upstream_key: BackendKey | None = None
         self.key: BackendKey | None = None
         self._awaiting_password = False
+        #: Sent again on a plaintext upstream (see ``_reconnect_plaintext``).
+        self._startup_packet: bytes | None = None
+        #: The client's SASLInitialResponse, waiting for the plaintext upstream's
+        #: AuthenticationSASL (which the client, having had one, does not see).
+        self._replay: bytes | None = None
         #: The server offered SCRAM-SHA-256-PLUS (its connection from the proxy is TLS)
         #: and the client was not shown it.
         self._binding_withheld = False
@@ -249,10 +255,42 @@ class Handshake:
                 upstream.transport.close()
             return
         self._upstream = upstream
+        self._startup_packet = startup_packet
         host.upstream_attached(upstream)
         host.set_phase(Phase.AUTHENTICATING)
         assert upstream.transport is not None
         upstream.transport.write(startup_packet)
+
+    async def _reconnect_plaintext(self, first_response: bytes) -> None:
+        """A client that could bind was refused -PLUS (the proxy cannot relay it) and
+        says so, which the server, reached over TLS, would take for a downgrade. The
+        URL's sslmode allows plaintext (as libpq's ``prefer`` retries without TLS): the
+        session goes on over a plaintext connection, where the server offers plain
+        SCRAM, with the same startup packet and the client's first SCRAM message (it
+        has not seen a server nonce yet, so the exchange is still valid)."""
+        host = self._host
+        old, packet = self._upstream, self._startup_packet
+        assert packet is not None
+        plain = replace(self._ctx.upstream, tls=replace(self._ctx.upstream.tls, mode="disable"))
+        try:
+            upstream = await connect_upstream(plain, host, self._ctx.settings.connect_timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.warning("cannot reach upstream %s without TLS: %s", plain.host, exc)
+            host.fail(CHANNEL_BINDING_REFUSED.encode())
+            return
+        if old is not None:
+            old.detach()
+        if host.phase is Phase.CLOSED:
+            if upstream.transport is not None:
+                upstream.transport.close()
+            return
+        log.info("SCRAM channel binding: continuing over a plaintext upstream (sslmode allows)")
+        self._upstream = upstream
+        self._binding_withheld = False
+        self._replay = first_response
+        host.upstream_attached(upstream)
+        assert upstream.transport is not None
+        upstream.transport.write(packet)
 
     # -- authentication -------------------------------------------------------
 
@@ -272,7 +310,17 @@ class Handshake:
             if len(buf) < 1 + length:
                 return
             if self._binding_withheld and claims_binding_unsupported(bytes(buf[5 : 1 + length])):
-                self._host.fail(CHANNEL_BINDING_REFUSED.encode())
+                if self._ctx.upstream.tls.required or self._startup_packet is None:
+                    self._host.fail(CHANNEL_BINDING_REFUSED.encode())
+                    return
+                # The URL's sslmode allows plaintext (prefer, allow): go on over a
+                # plaintext upstream, where the server does not offer binding either.
+                first = bytes(buf[: 1 + length])
+                del buf[: 1 + length]
+                self._awaiting_password = False
+                self._connect_task = self._ctx.spawn(
+                    self._reconnect_plaintext(first), context=self._host.log_context
+                )
                 return
             upstream.transport.write(bytes(buf[: 1 + length]))
             del buf[: 1 + length]
@@ -288,6 +336,18 @@ class Handshake:
             self._ctx.cancels.register(host, self.key)
             host.write(message(bytes((kind,)), body))
             return
+        if (
+            kind == Backend.AUTHENTICATION
+            and self._replay is not None
+            and INT32.unpack_from(body, 0)[0] == AUTH_SASL
+            and self._upstream is not None
+            and self._upstream.transport is not None
+        ):
+            # The plaintext upstream asks again: answer with what the client sent.
+            first, self._replay = self._replay, None
+            self._upstream.transport.write(first)
+            return
+        self._replay = None
         if kind == Backend.AUTHENTICATION and INT32.unpack_from(body, 0)[0] == AUTH_SASL:
             offered = body
             body = without_channel_binding(body)

@@ -266,20 +266,10 @@ def test_bad_tls_settings_stop_the_proxy_at_startup(
 SCRAM_TLS_USER = "scram_tls"
 
 
-@pytest.fixture(scope="module")
-def tls_pg(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    """A PostgreSQL that accepts only TLS connections (hostnossl: reject)."""
-    root = tmp_path_factory.mktemp("tlspg")
+def _tls_server(certs: Certs, root: Path, hba_lines: list[str]) -> Iterator[LocalPostgres]:
+    """A PostgreSQL offering TLS with the test's certificate, and a SCRAM role."""
     data = root / "data"
-    server = LocalPostgres(
-        data,
-        port=free_port(),
-        bin_dir=pg_bin_for_tests(),
-        hba_lines=[
-            "hostnossl all all 127.0.0.1/32 reject",
-            f"hostssl all {SCRAM_TLS_USER} 127.0.0.1/32 scram-sha-256",
-        ],
-    )
+    server = LocalPostgres(data, port=free_port(), bin_dir=pg_bin_for_tests(), hba_lines=hba_lines)
     server.init()
     for name in ("server.pem", "server.key"):
         shutil.copy(certs.cert if name.endswith("pem") else certs.key, data / name)
@@ -298,6 +288,31 @@ def tls_pg(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_pg(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A PostgreSQL that accepts only TLS connections (hostnossl: reject)."""
+    yield from _tls_server(
+        certs,
+        tmp_path_factory.mktemp("tlspg"),
+        [
+            "hostnossl all all 127.0.0.1/32 reject",
+            f"hostssl all {SCRAM_TLS_USER} 127.0.0.1/32 scram-sha-256",
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def tls_optional_pg(
+    certs: Certs, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalPostgres]:
+    """A PostgreSQL that offers TLS and accepts plaintext too (libpq's sslmode=prefer)."""
+    yield from _tls_server(
+        certs,
+        tmp_path_factory.mktemp("tlsoptpg"),
+        [f"host all {SCRAM_TLS_USER} 127.0.0.1/32 scram-sha-256"],
+    )
 
 
 def upstream(server: LocalPostgres, query: str) -> str:
@@ -390,3 +405,30 @@ def test_scram_channel_binding_through_a_tls_upstream_is_refused_clearly(
         with psycopg.connect(dsn + "&channel_binding=disable") as conn:
             assert conn.execute("SELECT current_user").fetchone() == (SCRAM_TLS_USER,)
             assert conn.pgconn.ssl_in_use
+
+
+def test_scram_channel_binding_goes_on_over_plaintext_when_the_upstream_allows_it(
+    tls_optional_pg: LocalPostgres, certs: Certs, tmp_path: Path
+) -> None:
+    """Upstream sslmode=prefer (the default): a client that could bind is carried on a
+    plaintext upstream connection, where the server offers plain SCRAM, instead of
+    being refused — the client's own TLS to the proxy stays."""
+    target = upstream(tls_optional_pg, "sslmode=prefer")
+    with run_proxy(tmp_path, "--upstream", target, env=tls_env(certs)) as proxy:
+        dsn = (
+            f"postgresql://{SCRAM_TLS_USER}:{SCRAM_PASSWORD}@localhost:{proxy.port}/postgres"
+            f"?sslmode=verify-full&sslrootcert={certs.ca}"
+        )
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            ).fetchone()
+            assert row == (SCRAM_TLS_USER, False) and conn.pgconn.ssl_in_use
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(dsn.replace(SCRAM_PASSWORD, "wrong"))
+        # Users that do not use SCRAM keep a TLS upstream.
+        with psycopg.connect(url(proxy, certs, "verify-full", sslrootcert=str(certs.ca))) as conn:
+            row = conn.execute(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            ).fetchone()
+            assert row == (True,)
