@@ -35,6 +35,17 @@ _UNSETTLED = frozenset({Resolution.WAITING, Resolution.BUSY, Resolution.RETRYING
 Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 
 
+def journal_unavailable(what: str, outcome: str) -> ApiError:
+    """The journal could not be used: a retryable failure of the statement."""
+    return ApiError(
+        ErrorKind.UNAVAILABLE,
+        f"writeproxy could not {what}",
+        retry_safe=True,
+        advice=f"{outcome} Check that the proxy's journal (schema writeproxy) is reachable "
+        "and not locked.",
+    )
+
+
 class StatementJournal:
     """``CallHooks`` for one statement: journal each call before and after it."""
 
@@ -67,13 +78,9 @@ class StatementJournal:
                 await self._hooks.before_send(call)
         except Exception as exc:
             log.warning("cannot journal a vendor call (%s): not sending it", type(exc).__name__)
-            raise ApiError(
-                ErrorKind.UNAVAILABLE,
-                "writeproxy could not record the call in its write journal, so it was not "
-                "sent to the vendor",
-                retry_safe=True,
-                advice="Nothing was sent; the statement is safe to retry. Check that the "
-                "proxy's journal (schema writeproxy) is reachable and not locked.",
+            raise journal_unavailable(
+                "record the call in its write journal, so it was not sent to the vendor",
+                "Nothing was sent; the statement is safe to retry.",
             ) from exc
 
     async def after_send(self, call: VendorCall, outcome: CallOutcome) -> None:
@@ -168,13 +175,9 @@ class LiveJournal:
                     await asyncio.sleep(0.05)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("cannot read the write journal (%s)", type(exc).__name__)
-            raise ApiError(
-                ErrorKind.UNAVAILABLE,
-                "writeproxy could not read its write journal to check the objects this "
-                "statement matched",
-                retry_safe=True,
-                advice="The statement is undone; it is safe to retry. Check that the "
-                "proxy's journal (schema writeproxy) is reachable.",
+            raise journal_unavailable(
+                "read its write journal to check the objects this statement matched",
+                "The statement is undone; it is safe to retry.",
             ) from exc
         return sorted(found)
 
