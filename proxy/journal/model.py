@@ -103,6 +103,18 @@ class Verdict(StrEnum):
     IN_PROGRESS = "in progress"
 
 
+@dataclass(frozen=True)
+class LaterWrite:
+    """Another transaction's later journal entry that wrote an object: the properties
+    it wrote (None: the whole object), whether its own statement was rolled back to a
+    savepoint, and whether its entry is still open (its undo, if any, still to come)."""
+
+    xid: int
+    properties: frozenset[str] | None
+    rolled_back: bool = False
+    open: bool = False
+
+
 class Action(StrEnum):
     WAIT = "wait"
     DONE = "done"

@@ -244,32 +244,44 @@ class Resolver:
         this entry there would overwrite that write (a restore would put back a stale
         value; an archive would remove an object a committed upsert adopted), so those
         are left alone; the entry's other properties are still restored.
-        None: a later write's transaction is still in progress; wait for its verdict."""
+
+        None: wait. A later write's transaction is still in progress (its verdict
+        decides), or a later write was rolled back and its own undo is still to come:
+        the vendor holds that write's value, which neither the later undo nor this one
+        expects, so this undo would call it a conflict; the later undo restores the
+        value both of them found (the earlier write was already undone locally), and
+        this one then finds its object as it expects."""
         ids = object_ids(calls)
         later = await self._journal.later_writers(entry, ids) if ids else {}
         if not later:
             return {}
-        verdicts = await self._journal.xact_status({x for xids in later.values() for x in xids})
-        running = sorted(
-            {x for xids in later.values() for x in xids if verdicts.get(x) is Verdict.IN_PROGRESS}
-        )
-        if running:
-            log.info(
-                "journal entry %d: waiting for transaction(s) %s, which wrote the same "
-                "object(s) since",
-                entry.id,
-                ", ".join(map(str, running)),
-            )
-            return None
+        verdicts = await self._journal.xact_status({w.xid for ws in later.values() for w in ws})
+        waiting: set[int] = set()
         superseded: dict[str, frozenset[str] | None] = {}
-        for oid, writers in later.items():
-            for xid, written in writers.items():
-                if verdicts.get(xid) is not Verdict.COMMITTED:
+        for oid, writes in later.items():
+            for write in writes:
+                verdict = verdicts.get(write.xid)
+                if write.rolled_back or verdict is Verdict.ABORTED:
+                    if write.open:
+                        waiting.add(write.xid)
                     continue
-                if written is None or superseded.get(oid, frozenset()) is None:
+                if verdict is Verdict.IN_PROGRESS:
+                    waiting.add(write.xid)
+                    continue
+                if verdict is not Verdict.COMMITTED:
+                    continue
+                if write.properties is None or superseded.get(oid, frozenset()) is None:
                     superseded[oid] = None
                 else:
-                    superseded[oid] = written | (superseded.get(oid) or frozenset())
+                    superseded[oid] = write.properties | (superseded.get(oid) or frozenset())
+        if waiting:
+            log.info(
+                "journal entry %d: waiting for transaction(s) %s, which wrote the same "
+                "object(s) since (their verdict, or their undo)",
+                entry.id,
+                ", ".join(map(str, sorted(waiting))),
+            )
+            return None
         if superseded:
             log.info(
                 "journal entry %d: %d object(s) written since by committed transactions; "

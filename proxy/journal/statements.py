@@ -45,7 +45,8 @@ class _Statements:
         # object) or its inputs (updates: the properties they sent; archives and
         # associations' "from"/"to": the whole object, properties NULL).
         self.later_writers = f"""
-            SELECT DISTINCT j.xid::text AS xid, o.object_id, o.properties
+            SELECT DISTINCT j.xid::text AS xid, o.object_id, o.properties, j.rolled_back,
+                   j.state = ANY({open_states}) AS open
             FROM {j} AS j,
                  LATERAL (
                      SELECT r ->> 'id' AS object_id, NULL::text[] AS properties
@@ -60,7 +61,7 @@ class _Statements:
                  ) AS o
             WHERE j.database = current_database() AND j.connector = $1
               AND j.object_type = $2 AND j.id > $3 AND j.xid <> $5::xid8
-              AND j.state NOT IN ('failed', 'compensated') AND NOT j.rolled_back
+              AND j.state NOT IN ('failed', 'compensated')
               AND o.object_id = ANY($4::text[])"""
         free = "(claimed_until IS NULL OR claimed_until < now())"
         lease = "claimed_by = $2, claimed_until = now() + make_interval(secs => $3)"

@@ -27,6 +27,7 @@ from proxy.connectors.base import CallOutcome, Operation, VendorCall
 from .model import (
     Entry,
     EntryState,
+    LaterWrite,
     Result,
     Verdict,
     outcome_of,
@@ -178,12 +179,13 @@ class Journal:
 
     async def later_writers(
         self, entry: Entry, object_ids: Iterable[str]
-    ) -> dict[str, dict[int, frozenset[str] | None]]:
-        """For each of ``object_ids``: the other transactions (xids) whose later entries
-        wrote the same object and still stand (not failed, compensated or rolled back;
-        the entry's own transaction is undone as a whole, newest first), with the
-        properties they wrote (None: the whole object, e.g. a create or an archive).
-        An undo must not overwrite what such a write did once it committed."""
+    ) -> dict[str, list[LaterWrite]]:
+        """For each of ``object_ids``: the other transactions' later entries that wrote
+        the same object and were not failed or compensated (the entry's own transaction
+        is undone as a whole, newest first), with the properties they wrote (None: the
+        whole object, e.g. a create or an archive). An undo must not overwrite what
+        such a write did once it committed, and must wait for the undo of one rolled
+        back (that undo puts back the value this one would)."""
         wanted = sorted(set(object_ids))
         if not wanted:
             return {}
@@ -195,16 +197,17 @@ class Journal:
             wanted,
             entry.xid,
         )
-        found: dict[str, dict[int, frozenset[str] | None]] = {}
+        found: dict[str, list[LaterWrite]] = {}
         for row in rows:
-            writers = found.setdefault(str(row["object_id"]), {})
-            xid, written = int(row["xid"]), row["properties"]
-            if xid in writers and writers[xid] is None:
-                continue
-            if written is None:
-                writers[xid] = None
-            else:
-                writers[xid] = frozenset(written) | (writers.get(xid) or frozenset())
+            written = row["properties"]
+            found.setdefault(str(row["object_id"]), []).append(
+                LaterWrite(
+                    int(row["xid"]),
+                    None if written is None else frozenset(written),
+                    rolled_back=bool(row["rolled_back"]),
+                    open=bool(row["open"]),
+                )
+            )
         return found
 
     async def xact_status(self, xids: Iterable[int]) -> dict[int, Verdict | None]:

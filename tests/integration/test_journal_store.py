@@ -28,7 +28,7 @@ from proxy.journal import (
     Resolver,
 )
 from proxy.journal.budget import PostgresBudget
-from proxy.journal.model import UNKNOWN, EntryState, Result, Verdict
+from proxy.journal.model import UNKNOWN, EntryState, LaterWrite, Result, Verdict
 from proxy.journal.schema import SCHEMA_VERSION, migrations
 from tests.support import Sandbox
 
@@ -750,9 +750,15 @@ async def test_later_writers_names_the_transactions_that_wrote_an_object_since(
     await journal.mark_rolled_back([undone])
     await entry(Operation.UPDATE, 10, [Result("9", False)], {"id": "9"})  # same transaction
     [stored] = [e for e in await journal.list() if e.id == created]
-    # An update names the properties it wrote; creates, upserts and archives the object.
-    assert await journal.later_writers(stored, ["9", "8", "7"]) == {
-        "9": {11: frozenset({"company"}), 14: None},
-        "8": {12: None},
+    # An update names the properties it wrote; creates, upserts and archives the
+    # object; a write rolled back to a savepoint is named with its entry still open.
+    found = await journal.later_writers(stored, ["9", "8", "7"])
+    assert {oid: sorted(writes, key=lambda w: w.xid) for oid, writes in found.items()} == {
+        "9": [
+            LaterWrite(11, frozenset({"company"}), open=True),
+            LaterWrite(14, None, open=True),
+            LaterWrite(16, None, rolled_back=True, open=True),
+        ],
+        "8": [LaterWrite(12, None, open=True)],
     }
     assert await journal.later_writers(stored, []) == {}

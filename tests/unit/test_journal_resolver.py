@@ -20,7 +20,15 @@ from proxy.connectors.base import (
     Row,
     VendorCall,
 )
-from proxy.journal.model import OPEN_STATES, UNKNOWN, Entry, EntryState, Result, Verdict
+from proxy.journal.model import (
+    OPEN_STATES,
+    UNKNOWN,
+    Entry,
+    EntryState,
+    LaterWrite,
+    Result,
+    Verdict,
+)
 from proxy.journal.recovery import RecoveryLoop
 from proxy.journal.resolver import Outcome, Resolver
 from tests.unit.test_journal_model import T0, make_entry
@@ -104,31 +112,31 @@ class FakeJournal:
 
     async def later_writers(
         self, entry: Entry, object_ids: Iterable[str]
-    ) -> dict[str, dict[int, frozenset[str] | None]]:
+    ) -> dict[str, list[LaterWrite]]:
         """Later entries of the fake that wrote the same objects: an update's inputs
         name the properties it wrote; other operations the whole object."""
-        found: dict[str, dict[int, frozenset[str] | None]] = {}
+        found: dict[str, list[LaterWrite]] = {}
         wanted = set(object_ids)
         for other in self.entries.values():
             if (
                 other.id <= entry.id
                 or other.xid == entry.xid
-                or other.rolled_back
                 or other.state in (EntryState.FAILED, EntryState.COMPENSATED)
             ):
                 continue
+            flags = {"rolled_back": other.rolled_back, "open": other.state in OPEN_STATES}
             if other.operation is Operation.UPDATE:
                 for item in other.inputs:
                     if str(item.get("id")) in wanted:
                         props = frozenset(item.get("properties", {}))
-                        writers = found.setdefault(str(item["id"]), {})
-                        prior = writers.get(other.xid, frozenset())
-                        writers[other.xid] = None if prior is None else props | prior
+                        found.setdefault(str(item["id"]), []).append(
+                            LaterWrite(other.xid, props, **flags)
+                        )
                 continue
             named = {str(r.id) for r in other.results or () if r is not None and r.id}
             named |= {str(i["id"]) for i in other.inputs if "id" in i}
             for oid in named & wanted:
-                found.setdefault(oid, {})[other.xid] = None
+                found.setdefault(oid, []).append(LaterWrite(other.xid, None, **flags))
         return found
 
     async def release(
@@ -681,7 +689,7 @@ async def test_later_write_that_aborted_does_not_protect_the_object() -> None:
     a = make_entry(Op.CREATE, S.APPLIED, results=created("9"), xid=7)
     b = make_entry(
         Op.UPDATE,
-        S.APPLIED,
+        S.COMPENSATED,
         xid=8,
         results=(Result("9", False),),
         inputs=({"id": "9", "properties": {"company": "B"}},),
@@ -690,6 +698,47 @@ async def test_later_write_that_aborted_does_not_protect_the_object() -> None:
     vendor.objects["9"] = {"company": "B"}
     await resolver(journal, vendor).resolve([a.id])
     assert vendor.archived == {"9"}
+
+
+@pytest.mark.parametrize(
+    ("verdict", "rolled_back"),
+    [(A, False), (C, True), (P, True)],
+    ids=["aborted", "savepoint", "savepoint-open"],
+)
+async def test_an_undo_waits_for_the_undo_of_a_later_rolled_back_write(
+    verdict: Verdict, rolled_back: bool
+) -> None:
+    """Two rolled-back updates of one contact, A's then B's (B locked the row once A's
+    transaction ended, so both found phone '1'): the vendor holds B's value. A's undo
+    first would find neither its own value nor the old one and report a conflict; it
+    waits for B's undo, which puts back '1', and then has nothing left to do."""
+    a = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=7,
+        results=(Result("9", False),),
+        inputs=({"id": "9", "properties": {"phone": "3"}},),
+        previous={"9": {"phone": "1"}},
+    )
+    b = make_entry(
+        Op.UPDATE,
+        S.APPLIED,
+        xid=8,
+        rolled_back=rolled_back,
+        results=(Result("9", False),),
+        inputs=({"id": "9", "properties": {"phone": None}},),
+        previous={"9": {"phone": "1"}},
+    )
+    journal, vendor = FakeJournal(a, b, verdicts={7: A, 8: verdict}), FakeVendor()
+    vendor.objects["9"] = {"phone": None}
+    report = await resolver(journal, vendor).resolve([a.id])
+    assert report.outcomes == {a.id: Outcome.WAITING}
+    assert vendor.log == []
+    report = await resolver(journal, vendor).resolve([b.id])
+    assert report.outcomes == {b.id: Outcome.COMPENSATED}
+    report = await resolver(journal, vendor).resolve([a.id])
+    assert report.outcomes == {a.id: Outcome.COMPENSATED}
+    assert vendor.objects["9"] == {"phone": "1"}
 
 
 async def test_the_live_path_settles_committed_answers_in_one_step() -> None:
